@@ -1,0 +1,3 @@
+from netsleuth.cli import run
+
+run()

@@ -1,0 +1,75 @@
+"""The command line: a thin layer that parses, calls the library, renders.
+
+Each subcommand lives in its own module exposing ``add_parser(subparsers)``;
+the parser it adds sets ``handler`` to a function ``(args) -> int``. Exit codes
+live here, in one place: 0 success, 1 an error the user must act on (printed as
+one line), 2 bad usage or "not implemented yet", 3 findings at or above
+``--fail-on`` (doctor), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from netsleuth import __version__
+from netsleuth.errors import NetsleuthError
+
+__all__ = ["EXIT_FINDINGS", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main", "run"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_FINDINGS = 3
+EXIT_INTERRUPTED = 130
+
+# Subcommand modules, in the order `--help` lists them.
+_COMMANDS = ["lab", "watch", "report", "doctor", "fix", "capture", "explain"]
+
+_DESCRIPTION = """\
+Find the root cause of sporadic connectivity failures of containers and
+network namespaces on this host.
+
+Start here:   netsleuth lab demo        reproduce the bridge-MAC outage, find it, fix it
+Your host:    netsleuth doctor          audit bridges, NAT, conntrack, MTU, Docker
+              netsleuth watch ...       probe from containers/namespaces, record events
+              netsleuth report          name the cause from what watch recorded
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="netsleuth",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"netsleuth {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMANDS:
+        module = importlib.import_module(f"netsleuth.cli.{name}_cmd")
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args))
+    except NetsleuthError as exc:
+        print(f"netsleuth: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("netsleuth: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def run() -> None:
+    sys.exit(main())

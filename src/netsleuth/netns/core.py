@@ -1,0 +1,175 @@
+"""setns/unshare through libc, namespace creation and removal with pyroute2."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from pyroute2 import netns as pr_netns
+
+from netsleuth.errors import NetsleuthError, NotPermitted, TargetNotFound
+from netsleuth.netns.owners import Owner
+
+__all__ = [
+    "NETNS_RUN_DIR",
+    "OWNERS_DIR",
+    "create_owned",
+    "enter_for_good",
+    "exec_argv",
+    "exists",
+    "list_named",
+    "netns_path",
+    "remove_owned",
+    "run_in",
+    "setns",
+    "sysctl_get",
+    "sysctl_set",
+]
+
+T = TypeVar("T")
+
+NETNS_RUN_DIR = Path("/run/netns")
+NETNS_ETC_DIR = Path("/etc/netns")
+OWNERS_DIR = Path("/run/netsleuth/owners")
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+MS_REC = 0x4000
+MS_SLAVE = 1 << 19
+MS_BIND = 4096
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def netns_path(name: str) -> Path:
+    return NETNS_RUN_DIR / name
+
+
+def exists(name: str) -> bool:
+    return netns_path(name).exists()
+
+
+def list_named(prefix: str = "") -> list[str]:
+    if not NETNS_RUN_DIR.is_dir():
+        return []
+    return sorted(p.name for p in NETNS_RUN_DIR.iterdir() if p.name.startswith(prefix))
+
+
+def setns(path: str | Path) -> None:
+    """Move the *calling thread* into the network namespace at ``path``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise TargetNotFound(f"network namespace {path} does not exist") from None
+    try:
+        _check(_libc.setns(fd, CLONE_NEWNET), f"setns({path})")
+    finally:
+        os.close(fd)
+
+
+def run_in(path: str | Path, func: Callable[[], T]) -> T:
+    """Run ``func`` in a helper thread that has entered the namespace at
+    ``path``; the caller's thread never changes namespace."""
+    box: dict[str, object] = {}
+
+    def body() -> None:
+        try:
+            setns(path)
+            box["value"] = func()
+        except BaseException as exc:  # handed back to the caller below
+            box["error"] = exc
+
+    thread = threading.Thread(target=body, name=f"netns:{path}")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]  # type: ignore[return-value]
+
+
+def _mount(source: str, target: str, fstype: str | None, flags: int) -> None:
+    _check(
+        _libc.mount(
+            source.encode(), target.encode(), fstype.encode() if fstype else None, flags, None
+        ),
+        f"mount {target}",
+    )
+
+
+def enter_for_good(path: str | Path, name: str | None = None) -> None:
+    """Enter a network namespace for the rest of this *process* (a worker).
+
+    Like ``ip netns exec``: a private mount namespace with sysfs remounted so
+    ``/sys/class/net`` shows the namespace's interfaces, and, for a named
+    namespace, the files of ``/etc/netns/NAME`` bound over ``/etc``.
+    Call only in a fresh single-threaded worker process.
+    """
+    setns(path)
+    _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    _mount("none", "/", None, MS_REC | MS_SLAVE)
+    _check(_libc.umount2(b"/sys", 2), "umount /sys")  # MNT_DETACH
+    _mount("sysfs", "/sys", "sysfs", 0)
+    if name:
+        etc = NETNS_ETC_DIR / name
+        if etc.is_dir():
+            for entry in etc.iterdir():
+                target = Path("/etc") / entry.name
+                if target.exists():
+                    _mount(str(entry), str(target), None, MS_BIND)
+
+
+def create_owned(name: str, etc_files: dict[str, str] | None = None) -> Path:
+    """Create a named namespace owned by this process; optionally give it its
+    own /etc files (e.g. ``{"resolv.conf": "nameserver 198.18.255.2\\n"}``)."""
+    if os.geteuid() != 0:
+        raise NotPermitted("creating network namespaces needs root; run with sudo")
+    if exists(name):
+        raise NetsleuthError(f"network namespace {name} already exists; pick another run id")
+    OWNERS_DIR.mkdir(parents=True, exist_ok=True)
+    (OWNERS_DIR / name).write_text(Owner.me().to_json())
+    pr_netns.create(name)
+    if etc_files:
+        etc = NETNS_ETC_DIR / name
+        etc.mkdir(parents=True, exist_ok=True)
+        for fname, content in etc_files.items():
+            (etc / fname).write_text(content)
+    return netns_path(name)
+
+
+def remove_owned(name: str) -> None:
+    """Remove a namespace (its interfaces go with it), its /etc files and its
+    owner record. Missing pieces are fine: this is also the crash cleaner."""
+    if exists(name):
+        pr_netns.remove(name)
+    shutil.rmtree(NETNS_ETC_DIR / name, ignore_errors=True)
+    (OWNERS_DIR / name).unlink(missing_ok=True)
+
+
+def _sysctl_file(key: str) -> Path:
+    return Path("/proc/sys") / key.replace(".", "/")
+
+
+def sysctl_set(path: str | Path, key: str, value: str | int) -> None:
+    """Set a per-namespace sysctl (``net.ipv4.ip_forward``) inside ``path``."""
+    run_in(path, lambda: _sysctl_file(key).write_text(f"{value}\n"))
+
+
+def sysctl_get(path: str | Path, key: str) -> str:
+    return run_in(path, lambda: _sysctl_file(key).read_text().strip())
+
+
+def exec_argv(name: str, argv: list[str]) -> list[str]:
+    """argv that runs a program inside the named namespace (``ip netns exec``)."""
+    ip = shutil.which("ip") or "/usr/sbin/ip"
+    return [ip, "netns", "exec", name, *argv]

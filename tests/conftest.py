@@ -1,0 +1,50 @@
+"""Shared fixtures. Tiers: plain tests need nothing; tests marked ``netns``,
+``lab``, ``docker`` build real namespaces and need root (CI runs as root).
+Without root they are skipped with a reason, never silently passed."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from netsleuth import netns
+
+NEEDS_ROOT = {"netns", "lab", "docker"}
+TEST_PREFIX = "nslt-"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="needs root to build network namespaces")
+    for item in items:
+        if NEEDS_ROOT & {m.name for m in item.iter_markers()}:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_stale_test_namespaces() -> None:
+    """A crashed earlier test run may have left namespaces behind."""
+    if os.geteuid() == 0:
+        netns.clean_stale(TEST_PREFIX)
+
+
+@pytest.fixture
+def make_netns() -> Iterator[Callable[..., Path]]:
+    """Create owned namespaces ``nslt-<random>-<label>``; all removed afterwards."""
+    created: list[str] = []
+    tag = secrets.token_hex(3)
+
+    def make(label: str, etc_files: dict[str, str] | None = None) -> Path:
+        name = f"{TEST_PREFIX}{tag}-{label}"
+        path = netns.create_owned(name, etc_files)
+        created.append(name)
+        return path
+
+    yield make
+    for name in created:
+        netns.remove_owned(name)
