@@ -12,6 +12,7 @@ concurrent run from a stale one left by a crash (:func:`clean_stale`).
 from netsleuth.netns.core import (
     NETNS_RUN_DIR,
     OWNERS_DIR,
+    SysfsAnchor,
     create_owned,
     enter_for_good,
     exec_argv,
@@ -30,6 +31,7 @@ __all__ = [
     "NETNS_RUN_DIR",
     "OWNERS_DIR",
     "Owner",
+    "SysfsAnchor",
     "clean_stale",
     "create_owned",
     "enter_for_good",

@@ -10,14 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from pyroute2 import netns as pr_netns
-
 from netsleuth.errors import NetsleuthError, NotPermitted, TargetNotFound
 from netsleuth.netns.owners import Owner
 
 __all__ = [
     "NETNS_RUN_DIR",
     "OWNERS_DIR",
+    "SysfsAnchor",
     "create_owned",
     "enter_for_good",
     "exec_argv",
@@ -87,7 +86,7 @@ def run_in(path: str | Path, func: Callable[[], T]) -> T:
         try:
             setns(path)
             box["value"] = func()
-        except BaseException as exc:  # handed back to the caller below
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller below
             box["error"] = exc
 
     thread = threading.Thread(target=body, name=f"netns:{path}")
@@ -138,6 +137,8 @@ def create_owned(name: str, etc_files: dict[str, str] | None = None) -> Path:
         raise NetsleuthError(f"network namespace {name} already exists; pick another run id")
     OWNERS_DIR.mkdir(parents=True, exist_ok=True)
     (OWNERS_DIR / name).write_text(Owner.me().to_json())
+    from pyroute2 import netns as pr_netns  # not needed by probe workers: import late
+
     pr_netns.create(name)
     if etc_files:
         etc = NETNS_ETC_DIR / name
@@ -151,13 +152,16 @@ def remove_owned(name: str) -> None:
     """Remove a namespace (its interfaces go with it), its /etc files and its
     owner record. Missing pieces are fine: this is also the crash cleaner."""
     if exists(name):
+        from pyroute2 import netns as pr_netns
+
         pr_netns.remove(name)
     shutil.rmtree(NETNS_ETC_DIR / name, ignore_errors=True)
     (OWNERS_DIR / name).unlink(missing_ok=True)
 
 
 def _sysctl_file(key: str) -> Path:
-    return Path("/proc/sys") / key.replace(".", "/")
+    """``net/ipv4/conf/br0/arp_notify`` as is; dotted keys only without interface names."""
+    return Path("/proc/sys") / (key if "/" in key else key.replace(".", "/"))
 
 
 def sysctl_set(path: str | Path, key: str, value: str | int) -> None:
@@ -173,3 +177,46 @@ def exec_argv(name: str, argv: list[str]) -> list[str]:
     """argv that runs a program inside the named namespace (``ip netns exec``)."""
     ip = shutil.which("ip") or "/usr/sbin/ip"
     return [ip, "netns", "exec", name, *argv]
+
+
+class SysfsAnchor:
+    """A tiny process inside a named namespace whose mount view has that
+    namespace's sysfs (``ip netns exec`` remounts /sys), so its
+    ``/proc/PID/root/sys`` shows the namespace's ``/sys/class/net`` — e.g. a
+    bridge's ``addr_assign_type``, which netlink does not carry. It exits by
+    itself when its owner dies (its stdin closes)."""
+
+    def __init__(self, name: str) -> None:
+        import subprocess
+
+        self._proc = subprocess.Popen(
+            exec_argv(name, ["cat"]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.root = Path(f"/proc/{self._proc.pid}/root/sys")
+
+    def ready(self, timeout: float = 2.0) -> bool:
+        import time
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                if os.readlink(f"/proc/{self._proc.pid}/exe").endswith("cat"):
+                    return (self.root / "class/net").is_dir()
+            except OSError:
+                pass
+            time.sleep(0.005)
+        return False
+
+    def close(self) -> None:
+        import subprocess
+
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(2)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()

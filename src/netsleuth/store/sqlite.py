@@ -90,12 +90,16 @@ def default_store_path() -> Path:
 
 def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
     if not create and not path.exists():
-        raise StoreError(f"store {path} does not exist; record one with `netsleuth watch --store {path}`")
+        raise StoreError(
+            f"store {path} does not exist; record one with `netsleuth watch --store {path}`"
+        )
     if create:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create the directory of store {path}: {exc.strerror}") from None
+            raise StoreError(
+                f"cannot create the directory of store {path}: {exc.strerror}"
+            ) from None
     try:
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -203,8 +207,14 @@ class Store:
         cur = self._conn.execute(
             "INSERT INTO runs (started_ns, host, kernel, label, targets, args)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (time.time_ns(), uname.node, uname.release, label, json.dumps(list(targets)),
-             json.dumps(args, default=str)),
+            (
+                time.time_ns(),
+                uname.node,
+                uname.release,
+                label,
+                json.dumps(list(targets)),
+                json.dumps(args, default=str),
+            ),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
@@ -233,7 +243,8 @@ class Store:
     def _where(
         runs: Sequence[int] | None, since_ns: int | None, until_ns: int | None
     ) -> tuple[str, list[int]]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[int] = []
         if runs:
             clauses.append(f"run IN ({','.join('?' * len(runs))})")
             params.extend(runs)
@@ -301,8 +312,7 @@ class Store:
             params,
         ).fetchall()
         return [
-            NetEvent(r[0], r[1], r[2], EventKind(r[3]), r[4], r[5], json.loads(r[6]))
-            for r in rows
+            NetEvent(r[0], r[1], r[2], EventKind(r[3]), r[4], r[5], json.loads(r[6])) for r in rows
         ]
 
     def facts(self, runs: Sequence[int] | None = None) -> list[dict[str, Any]]:
@@ -312,8 +322,14 @@ class Store:
             params,
         ).fetchall()
         return [
-            {"run": r[0], "wall_ns": r[1], "netns": r[2], "kind": r[3], "subject": r[4],
-             "data": json.loads(r[5])}
+            {
+                "run": r[0],
+                "wall_ns": r[1],
+                "netns": r[2],
+                "kind": r[3],
+                "subject": r[4],
+                "data": json.loads(r[5]),
+            }
             for r in rows
         ]
 
@@ -433,8 +449,15 @@ class StoreWriter:
             conn.executemany(
                 "INSERT INTO probes VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (run, self._series_id(p.target, p.probe, p.server), p.wall_ns, p.mono_ns,
-                     int(p.outcome), p.latency_ns, self._answer_id(p.answer))
+                    (
+                        run,
+                        self._series_id(p.target, p.probe, p.server),
+                        p.wall_ns,
+                        p.mono_ns,
+                        int(p.outcome),
+                        p.latency_ns,
+                        self._answer_id(p.answer),
+                    )
                     for p in probes
                 ],
             )
@@ -443,8 +466,16 @@ class StoreWriter:
                 "INSERT INTO events (run, wall_ns, mono_ns, netns, kind, ifname, subject, detail)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (run, e.wall_ns, e.mono_ns, e.netns, str(e.kind), e.ifname, e.subject,
-                     json.dumps(e.detail, default=str))
+                    (
+                        run,
+                        e.wall_ns,
+                        e.mono_ns,
+                        e.netns,
+                        str(e.kind),
+                        e.ifname,
+                        e.subject,
+                        json.dumps(e.detail, default=str),
+                    )
                     for e in events
                 ],
             )

@@ -1,0 +1,249 @@
+"""Netlink event source: one thread per namespace, event-driven (no polling).
+
+The socket is created inside the namespace (a socket keeps the namespace it
+was born in), subscribed to link, address, route and neighbour groups, and
+read with ``poll``; pyroute2 decodes the messages. An initial dump seeds the
+:class:`~netsleuth.events.state.NamespaceState` without emitting events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.rtnl import (
+    RTMGRP_IPV4_IFADDR,
+    RTMGRP_IPV4_ROUTE,
+    RTMGRP_LINK,
+    RTMGRP_NEIGH,
+)
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+from netsleuth import netns
+from netsleuth.events.state import (
+    AddrMsg,
+    FdbMsg,
+    LinkInfo,
+    LinkMsg,
+    NamespaceState,
+    NeighMsg,
+    RouteMsg,
+)
+from netsleuth.model import NetEvent
+
+__all__ = ["NetlinkMonitor", "wall_mono"]
+
+AF_INET = 2
+AF_BRIDGE = 7
+RT_TABLE_MAIN = 254
+RTM_NEWLINK, RTM_DELLINK = 16, 17
+RTM_NEWADDR, RTM_DELADDR = 20, 21
+RTM_NEWROUTE, RTM_DELROUTE = 24, 25
+RTM_NEWNEIGH, RTM_DELNEIGH = 28, 29
+
+
+def wall_mono() -> tuple[int, int]:
+    return time.time_ns(), time.monotonic_ns()
+
+
+def _link_info(msg: Any) -> LinkInfo:
+    kind = ""
+    linkinfo = msg.get_attr("IFLA_LINKINFO")
+    if linkinfo is not None:
+        kind = linkinfo.get_attr("IFLA_INFO_KIND") or ""
+    return LinkInfo(
+        index=msg["index"],
+        name=msg.get_attr("IFLA_IFNAME") or "",
+        mac=msg.get_attr("IFLA_ADDRESS") or "",
+        master=msg.get_attr("IFLA_MASTER") or 0,
+        operstate=msg.get_attr("IFLA_OPERSTATE") or "",
+        mtu=msg.get_attr("IFLA_MTU") or 0,
+        kind=kind,
+    )
+
+
+def decode(msg: Any) -> LinkMsg | AddrMsg | RouteMsg | NeighMsg | FdbMsg | None:
+    """One pyroute2 message -> one of our plain messages (or None to ignore)."""
+    mtype = msg["header"]["type"]
+    if mtype in (RTM_NEWLINK, RTM_DELLINK):
+        if msg["family"] == AF_BRIDGE:
+            return None  # per-port bridge state notifications duplicate the AF_UNSPEC ones
+        return LinkMsg(mtype == RTM_DELLINK, _link_info(msg))
+    if mtype in (RTM_NEWADDR, RTM_DELADDR):
+        if msg["family"] != AF_INET:
+            return None
+        addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS") or ""
+        return AddrMsg(mtype == RTM_DELADDR, msg["index"], addr, msg["prefixlen"])
+    if mtype in (RTM_NEWROUTE, RTM_DELROUTE):
+        table = msg.get_attr("RTA_TABLE") or msg["table"]
+        if msg["family"] != AF_INET or table != RT_TABLE_MAIN:
+            return None
+        dst = msg.get_attr("RTA_DST")
+        dst_text = f"{dst}/{msg['dst_len']}" if dst else "default"
+        return RouteMsg(
+            mtype == RTM_DELROUTE,
+            dst_text,
+            msg.get_attr("RTA_GATEWAY") or "",
+            msg.get_attr("RTA_OIF") or 0,
+        )
+    if mtype in (RTM_NEWNEIGH, RTM_DELNEIGH):
+        deleted = mtype == RTM_DELNEIGH
+        if msg["family"] == AF_BRIDGE:
+            return FdbMsg(
+                deleted,
+                msg["ifindex"],
+                msg.get_attr("NDA_MASTER") or 0,
+                msg.get_attr("NDA_LLADDR") or "",
+                msg["state"],
+            )
+        if msg["family"] != AF_INET:
+            return None
+        return NeighMsg(
+            deleted,
+            msg["ifindex"],
+            msg.get_attr("NDA_DST") or "",
+            msg.get_attr("NDA_LLADDR") or "",
+            msg["state"],
+        )
+    return None
+
+
+def apply(
+    state: NamespaceState, item: LinkMsg | AddrMsg | RouteMsg | NeighMsg | FdbMsg
+) -> list[NetEvent]:
+    if isinstance(item, LinkMsg):
+        return state.on_link(item)
+    if isinstance(item, AddrMsg):
+        return state.on_addr(item)
+    if isinstance(item, RouteMsg):
+        return state.on_route(item)
+    if isinstance(item, NeighMsg):
+        return state.on_neigh(item)
+    return state.on_fdb(item)
+
+
+class NetlinkMonitor:
+    """Follows one namespace; calls ``sink(events)`` from its own thread.
+
+    ``fdb``: also record bridge FDB changes (the host namespace).
+    ``after``: called after each batch with the state, to re-check invariants.
+    """
+
+    GROUPS = RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_IPV4_IFADDR
+
+    def __init__(
+        self,
+        label: str,
+        path: str | Path | None,
+        sink: Callable[[list[NetEvent]], None],
+        *,
+        fdb: bool = False,
+        neigh_filter: Callable[[str], bool] | None = None,
+        sysfs_root: Callable[[], Path | None] = lambda: Path("/sys"),
+    ) -> None:
+        self.label = label
+        self.path = path
+        self.sink = sink
+        self.fdb = fdb
+        self._sysfs_root = sysfs_root
+        self.state = NamespaceState(label, wall_mono, self._addr_assign_type)
+        if neigh_filter is not None:
+            self.state.record_neigh_for = neigh_filter
+        self.error: BaseException | None = None
+        self.ready = threading.Event()
+        self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC)
+        self._sock = self._open_socket()
+        self._seed()
+        self._thread = threading.Thread(target=self._run, name=f"netlink:{label}", daemon=True)
+
+    def _addr_assign_type(self, ifname: str) -> int | None:
+        root = self._sysfs_root()
+        if root is None:
+            return None
+        try:
+            return int((root / "class/net" / ifname / "addr_assign_type").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _open_socket(self) -> socket.socket:
+        def make() -> socket.socket:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+            sock.bind((0, self.GROUPS))
+            return sock
+
+        return make() if self.path is None else netns.run_in(self.path, make)
+
+    def _seed(self) -> None:
+        """Initial dump: the state starts out right, no events for what already is."""
+        kwargs: dict[str, Any] = {} if self.path is None else {"netns": _netns_arg(self.path)}
+        with IPRoute(**kwargs) as ipr:
+            for msg in ipr.get_links():
+                item = decode(msg)
+                if isinstance(item, LinkMsg):
+                    self.state.links[item.link.index] = item.link
+            for msg in ipr.get_addr(family=AF_INET):
+                item = decode(msg)
+                if isinstance(item, AddrMsg):
+                    self.state.on_addr(item)
+            for msg in ipr.get_routes(family=AF_INET, table=RT_TABLE_MAIN):
+                item = decode(msg)
+                if isinstance(item, RouteMsg) and item.dst == "default" and item.gateway:
+                    self.state.gateway = item.gateway
+            for msg in ipr.get_neighbours(family=AF_INET):
+                item = decode(msg)
+                if isinstance(item, NeighMsg) and item.lladdr:
+                    self.state.neigh[item.ip] = (item.lladdr, item.state)
+
+    def start(self) -> NetlinkMonitor:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._stop_w, b"x")
+        if self._thread.is_alive():
+            self._thread.join()
+        self._sock.close()
+        os.close(self._stop_r)
+        os.close(self._stop_w)
+
+    def _run(self) -> None:
+        marshal = MarshalRtnl()
+        poller = select.poll()
+        poller.register(self._sock.fileno(), select.POLLIN)
+        poller.register(self._stop_r, select.POLLIN)
+        self.ready.set()
+        try:
+            while True:
+                fds = {fd for fd, _ in poller.poll()}
+                if self._stop_r in fds:
+                    return
+                events: list[NetEvent] = []
+                while True:
+                    try:
+                        data = self._sock.recv(1 << 20, socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        break
+                    for msg in marshal.parse(data):
+                        item = decode(msg)
+                        if item is None or (isinstance(item, FdbMsg) and not self.fdb):
+                            continue
+                        events.extend(apply(self.state, item))
+                self.sink(events)
+        except OSError as exc:  # ENOBUFS (overrun) or the namespace went away
+            self.error = exc
+
+
+def _netns_arg(path: str | Path) -> str:
+    """pyroute2 takes a name under /run/netns or a path."""
+    p = Path(path)
+    return p.name if p.parent == netns.NETNS_RUN_DIR else str(p)

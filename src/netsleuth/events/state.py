@@ -1,0 +1,242 @@
+"""Pure translation of netlink notifications into :class:`NetEvent`\\ s.
+
+A :class:`NamespaceState` holds what one namespace looks like (links,
+addresses, the default gateway, neighbour entries of interest) and turns each
+decoded netlink message into zero or more events by comparing it with what it
+held before: a ``mac-changed`` with old and new MAC, ``port-joined``/``port-left``
+when a link's master changes, and so on. No I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from netsleuth.model import EventKind, NetEvent
+
+__all__ = [
+    "AddrMsg",
+    "FdbMsg",
+    "LinkInfo",
+    "LinkMsg",
+    "NamespaceState",
+    "NeighMsg",
+    "RouteMsg",
+    "nud_state_name",
+]
+
+_NUD = {
+    0x01: "INCOMPLETE",
+    0x02: "REACHABLE",
+    0x04: "STALE",
+    0x08: "DELAY",
+    0x10: "PROBE",
+    0x20: "FAILED",
+    0x40: "NOARP",
+    0x80: "PERMANENT",
+}
+
+
+def nud_state_name(state: int) -> str:
+    names = [name for bit, name in _NUD.items() if state & bit]
+    return "|".join(names) if names else "NONE"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkInfo:
+    index: int
+    name: str
+    mac: str
+    master: int  # ifindex of the bridge, 0 if none
+    operstate: str
+    mtu: int
+    kind: str  # "bridge", "veth", "" ...
+
+
+@dataclass(frozen=True, slots=True)
+class LinkMsg:
+    deleted: bool
+    link: LinkInfo
+
+
+@dataclass(frozen=True, slots=True)
+class AddrMsg:
+    deleted: bool
+    index: int
+    address: str
+    prefixlen: int
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMsg:
+    deleted: bool
+    dst: str  # "default" or "a.b.c.d/len"
+    gateway: str
+    oif: int
+
+
+@dataclass(frozen=True, slots=True)
+class NeighMsg:
+    deleted: bool
+    index: int
+    ip: str
+    lladdr: str
+    state: int
+
+
+@dataclass(frozen=True, slots=True)
+class FdbMsg:
+    deleted: bool
+    index: int  # the port
+    master: int  # the bridge
+    mac: str
+    state: int
+
+
+Clock = Callable[[], tuple[int, int]]  # -> (wall_ns, mono_ns)
+
+
+@dataclass
+class NamespaceState:
+    """What one namespace looks like, kept current from netlink messages."""
+
+    label: str
+    clock: Clock
+    addr_assign_type: Callable[[str], int | None] = lambda name: None
+    links: dict[int, LinkInfo] = field(default_factory=dict)
+    addrs: dict[str, int] = field(default_factory=dict)  # ip -> ifindex
+    gateway: str = ""
+    neigh: dict[str, tuple[str, int]] = field(default_factory=dict)  # ip -> (lladdr, state)
+    record_neigh_for: Callable[[str], bool] = lambda ip: True
+
+    def name_of(self, index: int) -> str:
+        link = self.links.get(index)
+        return link.name if link else f"if{index}"
+
+    def bridge_macs(self, bridge_index: int) -> set[str]:
+        """MACs of the ports of a bridge (its local FDB entries) right now."""
+        return {link.mac for link in self.links.values() if link.master == bridge_index}
+
+    def _event(
+        self, kind: EventKind, ifname: str = "", subject: str = "", /, **detail: Any
+    ) -> NetEvent:
+        wall, mono = self.clock()
+        return NetEvent(wall, mono, self.label, kind, ifname, subject, detail)
+
+    # -- links -----------------------------------------------------------------
+    def on_link(self, msg: LinkMsg) -> list[NetEvent]:
+        new = msg.link
+        old = self.links.get(new.index)
+        events: list[NetEvent] = []
+        if msg.deleted:
+            if old is None:
+                return []
+            del self.links[new.index]
+            if old.master:
+                events.append(
+                    self._event(
+                        EventKind.PORT_LEFT, old.name, self.name_of(old.master), mac=old.mac
+                    )
+                )
+            events.append(self._event(EventKind.LINK_REMOVED, old.name, kind=old.kind, mac=old.mac))
+            return events
+        if old is not None and not new.kind:
+            new = replace(new, kind=old.kind)
+        self.links[new.index] = new
+        if old is None:
+            events.append(
+                self._event(EventKind.LINK_ADDED, new.name, kind=new.kind, mac=new.mac, mtu=new.mtu)
+            )
+            if new.master:
+                events.append(
+                    self._event(
+                        EventKind.PORT_JOINED, new.name, self.name_of(new.master), mac=new.mac
+                    )
+                )
+            return events
+        if old.master != new.master:
+            if old.master:
+                events.append(
+                    self._event(
+                        EventKind.PORT_LEFT, new.name, self.name_of(old.master), mac=old.mac
+                    )
+                )
+            if new.master:
+                events.append(
+                    self._event(
+                        EventKind.PORT_JOINED, new.name, self.name_of(new.master), mac=new.mac
+                    )
+                )
+        if old.mac != new.mac:
+            events.append(
+                self._event(
+                    EventKind.MAC_CHANGED,
+                    new.name,
+                    old=old.mac,
+                    new=new.mac,
+                    kind=new.kind,
+                    addr_assign_type=self.addr_assign_type(new.name),
+                )
+            )
+        if old.operstate != new.operstate:
+            events.append(
+                self._event(EventKind.OPER_CHANGED, new.name, old=old.operstate, new=new.operstate)
+            )
+        if old.mtu != new.mtu:
+            events.append(self._event(EventKind.MTU_CHANGED, new.name, old=old.mtu, new=new.mtu))
+        return events
+
+    # -- addresses and routes --------------------------------------------------
+    def on_addr(self, msg: AddrMsg) -> list[NetEvent]:
+        if msg.deleted:
+            self.addrs.pop(msg.address, None)
+        else:
+            self.addrs[msg.address] = msg.index
+        return []
+
+    def on_route(self, msg: RouteMsg) -> list[NetEvent]:
+        if msg.dst == "default":
+            if msg.deleted and self.gateway == msg.gateway:
+                self.gateway = ""
+            elif not msg.deleted and msg.gateway:
+                self.gateway = msg.gateway
+        kind = EventKind.ROUTE_REMOVED if msg.deleted else EventKind.ROUTE_ADDED
+        return [
+            self._event(
+                kind, self.name_of(msg.oif) if msg.oif else "", msg.dst, gateway=msg.gateway
+            )
+        ]
+
+    # -- neighbours and FDB -----------------------------------------------------
+    def on_neigh(self, msg: NeighMsg) -> list[NetEvent]:
+        before = self.neigh.get(msg.ip)
+        if msg.deleted:
+            self.neigh.pop(msg.ip, None)
+            after: tuple[str, int] | None = None
+        else:
+            lladdr = msg.lladdr or (before[0] if before else "")
+            after = (lladdr, msg.state)
+            self.neigh[msg.ip] = after
+        if before == after or not self.record_neigh_for(msg.ip):
+            return []
+        return [
+            self._event(
+                EventKind.NEIGH_CHANGED,
+                self.name_of(msg.index),
+                msg.ip,
+                state="DELETED" if after is None else nud_state_name(after[1]),
+                lladdr=after[0] if after else "",
+                old_state=nud_state_name(before[1]) if before else "NONE",
+                old_lladdr=before[0] if before else "",
+            )
+        ]
+
+    def on_fdb(self, msg: FdbMsg) -> list[NetEvent]:
+        kind = EventKind.FDB_REMOVED if msg.deleted else EventKind.FDB_ADDED
+        bridge = self.name_of(msg.master) if msg.master else ""
+        return [
+            self._event(
+                kind, self.name_of(msg.index), bridge, mac=msg.mac, local=bool(msg.state & 0x80)
+            )
+        ]

@@ -1,0 +1,383 @@
+"""Build and tear down the lab: namespaces, bridge, veths, NAT, dnsmasq.
+
+Topology (every name carries ``nsl-<run id>-``; addresses from 198.18.0.0/15)::
+
+    container nsl-ID-cN        host nsl-ID-host                    upstream nsl-ID-up
+    eth0 198.18.0.(10+N)/24 -- vcN [labbr0 198.18.0.1/24]
+    default via 198.18.0.1        uplink0 198.18.255.1/30 ------- eth0 198.18.255.2/30
+    resolv.conf: 198.18.255.2     ip_forward=1, nft masquerade    dnsmasq answers *.lab.test,
+                                  of 198.18.0.0/24 out of uplink0 no route back to 198.18.0.0/24
+
+The upstream namespace has no route back to the bridge subnet, so every
+answer a container gets proves that the NAT path worked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rdatatype
+from pyroute2 import IPRoute
+
+from netsleuth import netns
+from netsleuth.errors import DependencyMissing, NetsleuthError, NotPermitted
+from netsleuth.netns.owners import Owner, owner_alive, process_start_time
+
+__all__ = [
+    "LAB_PREFIX",
+    "LAB_STATE_DIR",
+    "LabConfig",
+    "LabTopology",
+    "build_lab",
+    "check_requirements",
+    "clean_labs",
+    "load_topology",
+    "nft_apply",
+]
+
+LAB_PREFIX = "nsl-"
+LAB_STATE_DIR = Path("/run/netsleuth/lab")
+
+BRIDGE = "labbr0"
+UPLINK = "uplink0"
+BRIDGE_ADDR = "198.18.0.1"
+BRIDGE_PREFIX = 24
+SUBNET = "198.18.0.0/24"
+UPLINK_HOST_ADDR = "198.18.255.1"
+UPLINK_UP_ADDR = "198.18.255.2"
+UPLINK_PREFIX = 30
+DNS_ZONE = "lab.test"
+DNS_NAME = "www.lab.test"
+DNS_ANSWER = "198.18.255.80"
+PINNED_MAC = "02:4e:53:4c:00:01"  # locally administered, what `fix` would also choose for a lab
+NFT_TABLE = "netsleuth_lab"
+
+_REQUIRED = {"ip": "iproute2", "nft": "nftables", "dnsmasq": "dnsmasq-base"}
+
+
+@dataclass(frozen=True, slots=True)
+class LabConfig:
+    containers: int = 1
+    pin_mac: bool = False
+    arp_notify: bool = False
+    run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LabTopology:
+    """Where everything of one lab lives; also written to the lab's state file."""
+
+    run_id: str
+    host_ns: str
+    upstream_ns: str
+    container_ns: list[str]
+    bridge: str
+    uplink: str
+    ports: dict[str, str]
+    container_addrs: dict[str, str]
+    gateway: str
+    subnet: str
+    dns_server: str
+    dns_name: str
+    dns_answer: str
+    pinned: bool
+    arp_notify: bool
+    owner_pid: int
+    pids: list[dict[str, int]] = field(default_factory=list)
+
+    @property
+    def state_file(self) -> Path:
+        return LAB_STATE_DIR / f"{self.run_id}.json"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def check_requirements() -> None:
+    if os.geteuid() != 0:
+        raise NotPermitted("the lab builds network namespaces and needs root; run it with sudo")
+    for program, package in _REQUIRED.items():
+        if shutil.which(program) is None and not Path(f"/usr/sbin/{program}").exists():
+            raise DependencyMissing(program, package)
+
+
+def _which(program: str) -> str:
+    return shutil.which(program) or f"/usr/sbin/{program}"
+
+
+def load_topology(run_id: str) -> LabTopology:
+    path = LAB_STATE_DIR / f"{run_id}.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NetsleuthError(
+            f"no lab with run id {run_id} is running; start one with `netsleuth lab run`"
+        ) from None
+    return LabTopology(**data)
+
+
+def _kill_recorded(pids: list[dict[str, int]]) -> None:
+    """End the processes a lab started (dnsmasq), by PID, only if they are still
+    the same processes (start time matches)."""
+    for entry in pids:
+        pid, start = entry["pid"], entry["start_time"]
+        if process_start_time(pid) != start:
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            if process_start_time(pid) != start:
+                break
+            time.sleep(0.02)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def clean_labs() -> list[str]:
+    """Remove every lab whose owner is dead (after a crash or SIGKILL), and any
+    namespace with the lab prefix that no live lab owns. Returns what went."""
+    removed: list[str] = []
+    if LAB_STATE_DIR.is_dir():
+        for state in sorted(LAB_STATE_DIR.glob("*.json")):
+            try:
+                topo = LabTopology(**json.loads(state.read_text()))
+            except (OSError, ValueError, TypeError):
+                state.unlink(missing_ok=True)
+                continue
+            owner_file = netns.OWNERS_DIR / topo.host_ns
+            if owner_alive(Owner.from_file(owner_file)):
+                continue
+            _kill_recorded(topo.pids)
+            for name in [*topo.container_ns, topo.host_ns, topo.upstream_ns]:
+                if netns.exists(name):
+                    netns.remove_owned(name)
+                    removed.append(name)
+            state.unlink(missing_ok=True)
+    removed += netns.clean_stale(LAB_PREFIX)
+    return removed
+
+
+def _nft_nat_ruleset(uplink: str) -> str:
+    rules = [
+        {"add": {"table": {"family": "ip", "name": NFT_TABLE}}},
+        {
+            "add": {
+                "chain": {
+                    "family": "ip",
+                    "table": NFT_TABLE,
+                    "name": "postrouting",
+                    "type": "nat",
+                    "hook": "postrouting",
+                    "prio": 100,
+                    "policy": "accept",
+                }
+            }
+        },
+        {
+            "add": {
+                "rule": {
+                    "family": "ip",
+                    "table": NFT_TABLE,
+                    "chain": "postrouting",
+                    "comment": "netsleuth lab NAT",
+                    "expr": [
+                        {
+                            "match": {
+                                "op": "==",
+                                "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                                "right": {"prefix": {"addr": "198.18.0.0", "len": 24}},
+                            }
+                        },
+                        {
+                            "match": {
+                                "op": "==",
+                                "left": {"meta": {"key": "oifname"}},
+                                "right": uplink,
+                            }
+                        },
+                        {"masquerade": None},
+                    ],
+                }
+            }
+        },
+    ]
+    return json.dumps({"nftables": rules})
+
+
+def nft_apply(ns: str, ruleset_json: str) -> None:
+    proc = subprocess.run(
+        netns.exec_argv(ns, [_which("nft"), "-j", "-f", "-"]),
+        input=ruleset_json,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise NetsleuthError(f"nft failed in {ns}: {proc.stderr.strip()}")
+
+
+def _wait_dns(ns: str, server: str, name: str, deadline_s: float) -> None:
+    query = dns.message.make_query(name, dns.rdatatype.A)
+    end = time.monotonic() + deadline_s
+    last: Exception | None = None
+    while time.monotonic() < end:
+        try:
+            netns.run_in(netns.netns_path(ns), lambda: dns.query.udp(query, server, timeout=0.2))
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+            last = exc
+            time.sleep(0.05)
+    raise NetsleuthError(f"dnsmasq in {ns} did not answer within {deadline_s:.0f} s ({last})")
+
+
+def _link_index(ipr: IPRoute, name: str) -> int:
+    found = ipr.link_lookup(ifname=name)
+    if not found:
+        raise NetsleuthError(f"interface {name} vanished while building the lab")
+    return int(found[0])
+
+
+@contextlib.contextmanager
+def build_lab(config: LabConfig) -> Iterator[LabTopology]:
+    """Build a lab, yield its topology, and always tear it down."""
+    check_requirements()
+    clean_labs()
+    run_id = config.run_id or secrets.token_hex(3)
+    base = f"{LAB_PREFIX}{run_id}"
+    host_ns, up_ns = f"{base}-host", f"{base}-up"
+    containers = [f"{base}-c{i}" for i in range(config.containers)]
+    state_file = LAB_STATE_DIR / f"{run_id}.json"
+    if state_file.exists() or any(netns.exists(n) for n in [host_ns, up_ns, *containers]):
+        raise NetsleuthError(
+            f"lab run id {run_id} is already in use; pick another --run-id or run "
+            "`netsleuth lab clean`"
+        )
+    topo = LabTopology(
+        run_id=run_id,
+        host_ns=host_ns,
+        upstream_ns=up_ns,
+        container_ns=containers,
+        bridge=BRIDGE,
+        uplink=UPLINK,
+        ports={ns: f"vc{i}" for i, ns in enumerate(containers)},
+        container_addrs={ns: f"198.18.0.{10 + i}" for i, ns in enumerate(containers)},
+        gateway=BRIDGE_ADDR,
+        subnet=SUBNET,
+        dns_server=UPLINK_UP_ADDR,
+        dns_name=DNS_NAME,
+        dns_answer=DNS_ANSWER,
+        pinned=config.pin_mac,
+        arp_notify=config.arp_notify,
+        owner_pid=os.getpid(),
+    )
+    LAB_STATE_DIR.mkdir(parents=True, exist_ok=True)
+    state_file.write_text(topo.to_json())
+    dnsmasq: subprocess.Popen[bytes] | None = None
+    try:
+        _build_namespaces(topo)
+        dnsmasq = _start_dnsmasq(topo)
+        topo.pids.append({"pid": dnsmasq.pid, "start_time": process_start_time(dnsmasq.pid) or 0})
+        state_file.write_text(topo.to_json())
+        _wait_dns(host_ns, topo.dns_server, DNS_NAME, 5.0)
+        yield topo
+    finally:
+        if dnsmasq is not None:
+            dnsmasq.terminate()
+            try:
+                dnsmasq.wait(2)
+            except subprocess.TimeoutExpired:
+                dnsmasq.kill()
+                dnsmasq.wait()
+        for name in [*containers, host_ns, up_ns]:
+            netns.remove_owned(name)
+        state_file.unlink(missing_ok=True)
+
+
+def _build_namespaces(topo: LabTopology) -> None:
+    resolv = f"nameserver {topo.dns_server}\noptions timeout:1 attempts:1\n"
+    for name in [topo.host_ns, topo.upstream_ns]:
+        netns.create_owned(name)
+    for name in topo.container_ns:
+        netns.create_owned(name, {"resolv.conf": resolv})
+    for name in [topo.host_ns, topo.upstream_ns, *topo.container_ns]:
+        path = netns.netns_path(name)
+        netns.sysctl_set(path, "net/ipv6/conf/all/disable_ipv6", 1)
+        netns.sysctl_set(path, "net/ipv6/conf/default/disable_ipv6", 1)
+        with IPRoute(netns=name) as ipr:
+            ipr.link("set", index=_link_index(ipr, "lo"), state="up")
+
+    with IPRoute(netns=topo.host_ns) as ipr:
+        bridge_args: dict[str, object] = {"ifname": topo.bridge, "kind": "bridge"}
+        if topo.pinned:
+            bridge_args["address"] = PINNED_MAC
+        ipr.link("add", **bridge_args)
+        br = _link_index(ipr, topo.bridge)
+        ipr.addr("add", index=br, address=BRIDGE_ADDR, prefixlen=BRIDGE_PREFIX)
+        ipr.link("set", index=br, state="up")
+        ipr.link(
+            "add",
+            ifname=topo.uplink,
+            kind="veth",
+            peer={"ifname": "eth0", "net_ns_fd": topo.upstream_ns},
+        )
+        up = _link_index(ipr, topo.uplink)
+        ipr.addr("add", index=up, address=UPLINK_HOST_ADDR, prefixlen=UPLINK_PREFIX)
+        ipr.link("set", index=up, state="up")
+        for ns, port in topo.ports.items():
+            ipr.link("add", ifname=port, kind="veth", peer={"ifname": "eth0", "net_ns_fd": ns})
+            idx = _link_index(ipr, port)
+            ipr.link("set", index=idx, master=br, state="up")
+    host_path = netns.netns_path(topo.host_ns)
+    netns.sysctl_set(host_path, "net/ipv4/ip_forward", 1)
+    if topo.arp_notify:
+        netns.sysctl_set(host_path, f"net/ipv4/conf/{topo.bridge}/arp_notify", 1)
+    nft_apply(topo.host_ns, _nft_nat_ruleset(topo.uplink))
+
+    with IPRoute(netns=topo.upstream_ns) as ipr:
+        eth = _link_index(ipr, "eth0")
+        ipr.addr("add", index=eth, address=UPLINK_UP_ADDR, prefixlen=UPLINK_PREFIX)
+        ipr.link("set", index=eth, state="up")
+
+    for ns, addr in topo.container_addrs.items():
+        with IPRoute(netns=ns) as ipr:
+            eth = _link_index(ipr, "eth0")
+            ipr.addr("add", index=eth, address=addr, prefixlen=BRIDGE_PREFIX)
+            ipr.link("set", index=eth, state="up")
+            ipr.route("add", dst="default", gateway=BRIDGE_ADDR)
+
+
+def _start_dnsmasq(topo: LabTopology) -> subprocess.Popen[bytes]:
+    argv = [
+        _which("dnsmasq"),
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--bind-interfaces",
+        f"--listen-address={topo.dns_server}",
+        f"--address=/{DNS_ZONE}/{DNS_ANSWER}",
+        "--pid-file",
+        "--user=root",
+        "--cache-size=0",
+        "--log-facility=/dev/null",
+    ]
+    # `ip netns exec` execs dnsmasq, so the PID we hold is dnsmasq's own.
+    return subprocess.Popen(
+        netns.exec_argv(topo.upstream_ns, argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )

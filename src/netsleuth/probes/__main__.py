@@ -1,0 +1,9 @@
+"""Entry point of a probe worker process: ``python -m netsleuth.probes FD``."""
+
+import sys
+from multiprocessing.connection import Connection
+
+from netsleuth.probes.worker import worker_main
+
+conn = Connection(int(sys.argv[1]))
+worker_main(conn.recv(), conn)

@@ -1,0 +1,412 @@
+"""The probe worker: one process per target.
+
+It enters the target's network namespace for good (the parent never changes
+namespace), expands server-less DNS probes from the target's own
+resolv.conf, and runs every probe on its fixed schedule in one epoll loop:
+a fresh non-blocking socket per attempt, every datagram drained when ready,
+timeouts kept in send order. Results go to the parent in batches over a
+pipe as compact tuples ``(probe index, wall_ns, mono_ns, outcome,
+latency_ns, answer)``.
+
+Messages to the parent: ``("ready", [(probe text, server), ...])``, then
+``("results", [...])`` repeatedly, ``("done", stats)`` or ``("error", text)``.
+The parent sends ``"stop"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import heapq
+import os
+import random
+import resource
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import dns.message
+import dns.rdatatype
+
+from netsleuth.model import Outcome
+from netsleuth.probes.schedule import Schedule
+from netsleuth.probes.spec import ProbeSpec, expand_dns_servers, parse_probe
+
+__all__ = ["WorkerConfig", "spawn_worker", "worker_main"]
+
+PR_SET_PDEATHSIG = 1
+FLUSH_NS = 50_000_000  # results reach the parent at least every 50 ms
+
+_OK, _TIMEOUT, _REFUSED = int(Outcome.OK), int(Outcome.TIMEOUT), int(Outcome.REFUSED)
+_NXDOMAIN, _SERVFAIL = int(Outcome.NXDOMAIN), int(Outcome.SERVFAIL)
+_UNREACH, _ERROR, _BAD = int(Outcome.UNREACHABLE), int(Outcome.ERROR), int(Outcome.BAD_ANSWER)
+_RCODE_OUTCOME = {0: _OK, 2: _SERVFAIL, 3: _NXDOMAIN, 5: _REFUSED}
+_UNREACH_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ENONET}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    target: str
+    netns_path: str | None  # None: stay in the namespace we were started in
+    netns_name: str | None  # named namespaces get /etc/netns/NAME bound over /etc
+    probes: tuple[str, ...]
+    rate: float
+    timeout: float
+    jitter: float = 0.1
+    count: int | None = None  # attempts per probe, None for unbounded
+    seed: int | None = None
+
+
+def _errno_outcome(exc: OSError) -> int:
+    code: int = exc.errno or 0
+    if code == errno.ECONNREFUSED:
+        return _REFUSED
+    if code in _UNREACH_ERRNOS:
+        return _UNREACH
+    return _ERROR
+
+
+class _Probe:
+    """One expanded probe: its spec, schedule and per-kind send logic."""
+
+    __slots__ = ("index", "kind", "schedule", "sent", "spec", "template")
+
+    def __init__(self, index: int, spec: ProbeSpec, schedule: Schedule) -> None:
+        self.index = index
+        self.spec = spec
+        self.kind = spec.kind
+        self.schedule = schedule
+        self.sent = 0
+        self.template = b""
+        if spec.kind == "dns":
+            query = dns.message.make_query(spec.name, dns.rdatatype.from_text(spec.rdtype))
+            self.template = query.to_wire()
+
+
+def _icmp_checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+class _Loop:
+    def __init__(self, cfg: WorkerConfig, conn: Connection, probes: list[_Probe]) -> None:
+        self.cfg = cfg
+        self.conn = conn
+        self.probes = probes
+        self.timeout_ns = int(cfg.timeout * 1e9)
+        self.ep = select.epoll()
+        # fd -> (socket, probe, token, send mono_ns)
+        self.inflight: dict[int, tuple[socket.socket, _Probe, int, int]] = {}
+        self.deadlines: deque[tuple[int, int, socket.socket]] = deque()
+        self.results: list[tuple[int, int, int, int, int, str]] = []
+        self.answers: dict[bytes, tuple[int, str]] = {}
+        self.rng = random.Random(cfg.seed)
+        self.wall_offset = time.time_ns() - time.monotonic_ns()
+        self.max_lag_ns = 0
+        self.late = 0
+        self.stopping = False
+        self.resolver: ThreadPoolExecutor | None = None
+        self.resolved: deque[tuple[_Probe, int, int, int, str]] = deque()
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.ep.register(self.wake_r, select.EPOLLIN)
+        self.ep.register(conn.fileno(), select.EPOLLIN)
+
+    # -- sending -------------------------------------------------------------
+    def fire(self, probe: _Probe, due_ns: int) -> None:
+        now = time.monotonic_ns()
+        lag = now - due_ns
+        self.max_lag_ns = max(self.max_lag_ns, lag)
+        if lag > probe.schedule.interval_ns:
+            self.late += 1
+        probe.sent += 1
+        kind = probe.kind
+        if kind == "dns":
+            self._send_dns(probe, now)
+        elif kind == "tcp":
+            self._send_tcp(probe, now)
+        elif kind == "icmp":
+            self._send_icmp(probe, now)
+        else:
+            self._send_resolve(probe, now)
+
+    def _track(self, sock: socket.socket, probe: _Probe, token: int, now: int, ev: int) -> None:
+        fd = sock.fileno()
+        self.ep.register(fd, ev)
+        self.inflight[fd] = (sock, probe, token, now)
+        self.deadlines.append((now + self.timeout_ns, fd, sock))
+
+    def _send_dns(self, probe: _Probe, now: int) -> None:
+        qid = self.rng.getrandbits(16)
+        wire = qid.to_bytes(2, "big") + probe.template[2:]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
+        try:
+            sock.connect((probe.spec.server, 53))
+            sock.send(wire)
+        except OSError as exc:
+            sock.close()
+            self.record(probe, now, _errno_outcome(exc), -1, "")
+            return
+        self._track(sock, probe, qid, now, select.EPOLLIN)
+
+    def _send_tcp(self, probe: _Probe, now: int) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        rc = sock.connect_ex((probe.spec.server, probe.spec.port))
+        if rc not in (0, errno.EINPROGRESS):
+            sock.close()
+            self.record(probe, now, _errno_outcome(OSError(rc, "")), -1, "")
+            return
+        self._track(sock, probe, 0, now, select.EPOLLOUT)
+
+    def _send_icmp(self, probe: _Probe, now: int) -> None:
+        ident = self.rng.getrandbits(16)
+        seq = probe.sent & 0xFFFF
+        header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+        payload = b"netsleuth"
+        packet = struct.pack("!BBHHH", 8, 0, _icmp_checksum(header + payload), ident, seq)
+        try:
+            sock = socket.socket(
+                socket.AF_INET, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.IPPROTO_ICMP
+            )
+            sock.sendto(packet + payload, (probe.spec.server, 0))
+        except OSError as exc:
+            self.record(probe, now, _errno_outcome(exc), -1, "")
+            return
+        self._track(sock, probe, (ident << 16) | seq, now, select.EPOLLIN)
+
+    def _send_resolve(self, probe: _Probe, now: int) -> None:
+        if self.resolver is None:
+            self.resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="resolve")
+        future = self.resolver.submit(
+            socket.getaddrinfo, probe.spec.name, None, socket.AF_INET, socket.SOCK_STREAM
+        )
+        future.add_done_callback(lambda f: self._resolved(f, probe, now))
+
+    def _resolved(self, future: Future[Any], probe: _Probe, sent: int) -> None:
+        done = time.monotonic_ns()
+        try:
+            infos = future.result()
+            answer = " ".join(sorted({str(i[4][0]) for i in infos}))
+            item = (probe, sent, _OK, done - sent, answer)
+        except socket.gaierror as exc:
+            outcome = {socket.EAI_NONAME: _NXDOMAIN, socket.EAI_AGAIN: _TIMEOUT}.get(
+                exc.errno or 0, _ERROR
+            )
+            item = (probe, sent, outcome, -1, "")
+        self.resolved.append(item)
+        os.write(self.wake_w, b"x")
+
+    # -- receiving -------------------------------------------------------------
+    def record(self, probe: _Probe, sent: int, outcome: int, latency: int, answer: str) -> None:
+        self.results.append((probe.index, sent + self.wall_offset, sent, outcome, latency, answer))
+
+    def _close(self, fd: int, sock: socket.socket) -> None:
+        del self.inflight[fd]
+        self.ep.unregister(fd)
+        sock.close()
+
+    def on_ready(self, fd: int) -> None:
+        entry = self.inflight.get(fd)
+        if entry is None:
+            return
+        sock, probe, token, sent = entry
+        now = time.monotonic_ns()
+        kind = probe.kind
+        try:
+            if kind == "dns":
+                data = sock.recv(4096)
+                if len(data) < 12 or int.from_bytes(data[:2], "big") != token:
+                    return  # not ours; keep waiting for the real answer
+                outcome, answer = self._dns_answer(data)
+            elif kind == "tcp":
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                outcome = _OK if err == 0 else _errno_outcome(OSError(err, ""))
+                answer = ""
+            else:
+                if not self._icmp_matches(sock, token):
+                    return
+                outcome, answer = _OK, ""
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            outcome, answer = _errno_outcome(exc), ""
+        self._close(fd, sock)
+        self.record(probe, sent, outcome, now - sent if outcome == _OK else -1, answer)
+
+    def _dns_answer(self, data: bytes) -> tuple[int, str]:
+        key = data[2:]
+        cached = self.answers.get(key)
+        if cached is None:
+            rcode = data[3] & 0x0F
+            outcome = _RCODE_OUTCOME.get(rcode, _BAD)
+            try:
+                msg = dns.message.from_wire(data)
+                answer = " ".join(sorted(rd.to_text() for rrset in msg.answer for rd in rrset))
+            except Exception:  # noqa: BLE001 - any unparsable answer is a bad answer
+                outcome, answer = _BAD, ""
+            cached = (outcome, answer)
+            if len(self.answers) < 4096:
+                self.answers[key] = cached
+        return cached
+
+    @staticmethod
+    def _icmp_matches(sock: socket.socket, token: int) -> bool:
+        while True:
+            packet = sock.recv(2048)  # raises BlockingIOError when drained
+            ihl = (packet[0] & 0x0F) * 4
+            if len(packet) < ihl + 8:
+                continue
+            kind, _, _, ident, seq = struct.unpack_from("!BBHHH", packet, ihl)
+            if kind == 0 and (ident << 16) | seq == token:
+                return True
+
+    def expire(self, now: int) -> None:
+        deadlines = self.deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, fd, sock = deadlines.popleft()
+            entry = self.inflight.get(fd)
+            if entry is not None and entry[0] is sock:
+                self._close(fd, sock)
+                self.record(entry[1], entry[3], _TIMEOUT, -1, "")
+
+    def flush(self) -> None:
+        while self.resolved:
+            probe, sent, outcome, latency, answer = self.resolved.popleft()
+            self.record(probe, sent, outcome, latency, answer)
+        if self.results:
+            self.conn.send(("results", self.results))
+            self.results = []
+
+    # -- main loop -------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        start = time.monotonic_ns() + 1_000_000
+        heap: list[tuple[int, int]] = []
+        for p in self.probes:
+            heapq.heappush(heap, (p.schedule.next_due(), p.index))
+        by_index = {p.index: p for p in self.probes}
+        limit = self.cfg.count
+        next_flush = start + FLUSH_NS
+        mono = time.monotonic_ns
+        poll = self.ep.poll
+        conn_fd = self.conn.fileno()
+        while True:
+            now = mono()
+            while heap and heap[0][0] <= now and not self.stopping:
+                due, idx = heap[0]
+                probe = by_index[idx]
+                self.fire(probe, due)
+                if limit is not None and probe.sent >= limit:
+                    heapq.heappop(heap)
+                else:
+                    heapq.heapreplace(heap, (probe.schedule.next_due(), idx))
+            self.expire(now)
+            if now >= next_flush:
+                self.flush()
+                next_flush = now + FLUSH_NS
+            if (self.stopping or not heap) and not self.inflight and not self._resolving():
+                break
+            wake = next_flush
+            if heap and not self.stopping:
+                wake = min(wake, heap[0][0])
+            if self.deadlines:
+                wake = min(wake, self.deadlines[0][0])
+            for fd, _ in poll(max(0, wake - mono()) / 1e9):
+                if fd == conn_fd:
+                    if self.conn.poll() and self.conn.recv() == "stop":
+                        self.stopping = True
+                elif fd == self.wake_r:
+                    os.read(self.wake_r, 4096)
+                else:
+                    self.on_ready(fd)
+        self.flush()
+        if self.resolver is not None:
+            self.resolver.shutdown(wait=True)
+        return {
+            "sent": sum(p.sent for p in self.probes),
+            "max_lag_ms": self.max_lag_ns / 1e6,
+            "late": self.late,
+        }
+
+    def _resolving(self) -> bool:
+        return bool(self.resolved) or (
+            self.resolver is not None and self.resolver._work_queue.qsize() > 0
+        )
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _raise_fd_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def spawn_worker(cfg: WorkerConfig) -> tuple[subprocess.Popen[bytes], Connection]:
+    """Start a worker process (``python -m netsleuth.probes FD``) and
+    hand it its config over a socketpair; the parent keeps the other end."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netsleuth.probes", str(theirs.fileno())],
+        pass_fds=[theirs.fileno()],
+        stdin=subprocess.DEVNULL,
+    )
+    theirs.close()
+    conn = Connection(ours.detach())
+    conn.send(cfg)
+    return proc, conn
+
+
+def worker_main(cfg: WorkerConfig, conn: Connection) -> None:
+    """Body of the worker process."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    try:
+        if cfg.netns_path is not None:
+            from netsleuth.netns import enter_for_good
+
+            enter_for_good(cfg.netns_path, cfg.netns_name)
+        _raise_fd_limit()
+        specs = [parse_probe(t) for t in cfg.probes]
+        try:
+            with open("/etc/resolv.conf") as fh:
+                resolv = fh.read()
+        except OSError:
+            resolv = ""
+        specs = expand_dns_servers(specs, resolv)
+        if not specs:
+            conn.send(
+                (
+                    "error",
+                    "no probe to run: the target's resolv.conf lists no IPv4 "
+                    "nameserver; give one, e.g. dns:SERVER/NAME",
+                )
+            )
+            return
+        start = time.monotonic_ns() + 2_000_000
+        rng = random.Random(cfg.seed)
+        probes = [
+            _Probe(i, s, Schedule(start, cfg.rate, cfg.jitter, rng)) for i, s in enumerate(specs)
+        ]
+        conn.send(("ready", [(s.text, s.server) for s in specs]))
+        stats = _Loop(cfg, conn, probes).run()
+        conn.send(("done", stats))
+    except (BrokenPipeError, EOFError):
+        pass
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
+        with contextlib.suppress(OSError):
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
