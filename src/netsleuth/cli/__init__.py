@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -53,7 +55,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _install_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so every context manager tears down.
+
+    Only in this process: a forked helper (pyroute2 forks to open sockets in
+    other namespaces) that gets SIGTERM must just exit, not run our teardown.
+    """
+    main_pid = os.getpid()
+
+    def handler(signum: int, frame: object) -> None:
+        if os.getpid() != main_pid:
+            os._exit(128 + signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _install_sigterm()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

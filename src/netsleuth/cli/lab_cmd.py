@@ -1,13 +1,276 @@
-"""`netsleuth lab`: not implemented yet (filed as its own issue)."""
+"""`netsleuth lab`: the bridge-MAC outage, reproduced in throwaway namespaces."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any
 
-from netsleuth.cli._common import not_implemented
+from rich.console import Console
+
+from netsleuth.cli._common import nonneg_float, positive_float, positive_int, require_root
+
+__all__ = ["add_parser"]
+
+_DESCRIPTION = """\
+Build the failing setup in throwaway network namespaces and watch it fail:
+a "host" namespace with a Linux bridge whose MAC is not pinned, NAT out of an
+uplink to an "upstream" namespace running dnsmasq, and "container"
+namespaces on the bridge probing DNS 20 times a second. Churn makes veth
+ports join and leave the bridge like a CI host; each port that leaves may
+take the bridge's MAC with it, and containers that learned that MAC lose
+their gateway for seconds.
+
+Nothing outside the lab's namespaces (named nsl-<run id>-*) is touched, and
+everything is removed afterwards (run `netsleuth lab clean` after a crash).
+Addresses come from 198.18.0.0/15."""
+
+_EPILOG = """\
+examples:
+  netsleuth lab demo                                 bug -> report -> fix -> before/after
+  netsleuth lab run --churn-mac low --duration 30    one unpinned case
+  netsleuth lab compare --arp-notify --duration 120  unpinned vs pinned vs arp_notify
+  netsleuth lab run --fault nat-flap --store s.sqlite && netsleuth report --store s.sqlite
+  netsleuth lab clean                                remove what a killed run left"""
+
+
+def _case_options(p: argparse.ArgumentParser, *, single: bool) -> None:
+    if single:
+        p.add_argument("--pin-mac", action="store_true", help="give the bridge a fixed MAC")
+        p.add_argument(
+            "--arp-notify",
+            action="store_true",
+            help="set net.ipv4.conf.BRIDGE.arp_notify=1 (the mitigation)",
+        )
+    else:
+        p.add_argument(
+            "--arp-notify",
+            action="store_true",
+            help="also run the arp_notify case as a third column",
+        )
+    p.add_argument(
+        "--churn",
+        choices=["veth", "none"],
+        default="veth",
+        help="ports joining and leaving the bridge (default: veth)",
+    )
+    p.add_argument(
+        "--churn-mac",
+        choices=["random", "low"],
+        default="random",
+        help="churn port MACs: random like the kernel's (default), or a new MAC "
+        "lower than every other each cycle, which moves the bridge MAC every time",
+    )
+    p.add_argument(
+        "--t-in",
+        type=positive_float,
+        default=2.0,
+        metavar="S",
+        help="seconds a churn port stays on the bridge (default 2)",
+    )
+    p.add_argument(
+        "--t-out",
+        type=nonneg_float,
+        default=1.0,
+        metavar="S",
+        help="seconds between churn ports (default 1)",
+    )
+    p.add_argument(
+        "--containers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="probing container namespaces (default 1)",
+    )
+    p.add_argument(
+        "--duration",
+        type=positive_float,
+        default=30.0,
+        metavar="S",
+        help="seconds per case (default 30)",
+    )
+    p.add_argument(
+        "--rate",
+        type=positive_float,
+        default=20.0,
+        metavar="R",
+        help="DNS probes per second per container, fixed schedule (default 20)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=1.0,
+        metavar="S",
+        help="seconds before a probe counts as lost (default 1)",
+    )
+    p.add_argument(
+        "--fault",
+        choices=["none", "nat-flap", "upstream-loss"],
+        default="none",
+        help="add a failure that is not the bridge MAC: the NAT rule removed for "
+        "2 s every 6 s, or random DNS loss upstream (see --loss)",
+    )
+    p.add_argument(
+        "--loss",
+        type=positive_int,
+        default=5,
+        metavar="PCT",
+        help="percent of DNS packets dropped upstream with --fault upstream-loss",
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed for the port MACs (same seed, same churn)"
+    )
+    p.add_argument("--json", action="store_true", help="print results as JSON")
 
 
 def add_parser(sub: Any) -> None:
-    parser: argparse.ArgumentParser = sub.add_parser("lab", help="(not implemented yet)")
-    parser.set_defaults(handler=not_implemented("lab"))
+    lab = sub.add_parser(
+        "lab",
+        help="reproduce the bridge-MAC outage in throwaway namespaces",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    lab_sub = lab.add_subparsers(dest="lab_command", metavar="ACTION")
+    lab.set_defaults(handler=lambda args: (lab.print_help(), 2)[1])
+
+    run = lab_sub.add_parser(
+        "run",
+        help="run one case and summarise it",
+        description="Run one lab case: build, churn, probe, summarise, tear down.",
+    )
+    _case_options(run, single=True)
+    run.add_argument(
+        "--store",
+        type=Path,
+        metavar="FILE",
+        help="keep the watch store here (for `netsleuth report`)",
+    )
+    run.add_argument("--run-id", metavar="ID", help="lab run id (default: random)")
+    run.set_defaults(handler=_run)
+
+    cmp_ = lab_sub.add_parser(
+        "compare",
+        help="unpinned vs pinned (vs arp_notify), side by side",
+        description="Run the unpinned and the pinned case (and "
+        "arp_notify) with identical churn and duration.",
+    )
+    _case_options(cmp_, single=False)
+    cmp_.set_defaults(handler=_compare)
+
+    demo = lab_sub.add_parser(
+        "demo",
+        help="the whole story: bug, report, fix, before/after",
+        description="Build the unpinned lab with churn, watch it, name "
+        "the cause with `report`, pin the bridge MAC with "
+        "`fix`, watch again, and show before and after.",
+    )
+    demo.add_argument(
+        "--duration",
+        type=positive_float,
+        default=20.0,
+        metavar="S",
+        help="seconds per phase (default 20)",
+    )
+    demo.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    demo.set_defaults(handler=_demo)
+
+    clean = lab_sub.add_parser(
+        "clean",
+        help="remove what a killed lab run left behind",
+        description="Remove every lab namespace, dnsmasq and state "
+        "file whose owner process is gone.",
+    )
+    clean.set_defaults(handler=_clean)
+
+
+def _options(args: argparse.Namespace, **overrides: Any) -> Any:
+    from netsleuth.lab.run import LabOptions
+
+    values = dict(
+        pin_mac=getattr(args, "pin_mac", False),
+        arp_notify=getattr(args, "arp_notify", False),
+        churn=args.churn,
+        churn_mac=args.churn_mac,
+        containers=args.containers,
+        duration=args.duration,
+        rate=args.rate,
+        timeout=args.timeout,
+        t_in=args.t_in,
+        t_out=args.t_out,
+        fault=args.fault,
+        loss_percent=args.loss,
+        seed=args.seed,
+        run_id=getattr(args, "run_id", None),
+        store=getattr(args, "store", None),
+    )
+    values.update(overrides)
+    return LabOptions(**values)
+
+
+def _console(args: argparse.Namespace) -> Console:
+    # Progress goes to stderr so --json on stdout stays clean.
+    return Console(stderr=True)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from netsleuth.lab import check_requirements
+    from netsleuth.lab.render import LabProgress, results_table
+    from netsleuth.lab.run import run_case
+
+    require_root("netsleuth lab")
+    check_requirements()
+    opts = _options(args)
+    opts.validate()
+    err = _console(args)
+    with LabProgress(err) as progress:
+        result = run_case(opts, progress.update)
+    if args.json:
+        print(json.dumps({"cases": [result.to_json()]}, indent=2))
+    else:
+        Console().print(results_table([result], title=f"lab run ({result.name})"))
+        if result.store:
+            Console().print(
+                f"store kept at {result.store}: netsleuth report --store {result.store}"
+            )
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from netsleuth.lab import check_requirements
+    from netsleuth.lab.render import LabProgress, results_table
+    from netsleuth.lab.run import compare
+
+    require_root("netsleuth lab")
+    check_requirements()
+    opts = _options(args, arp_notify=False)
+    opts.validate()
+    with LabProgress(_console(args)) as progress:
+        results = compare(opts, with_arp_notify=args.arp_notify, progress=progress.update)
+    if args.json:
+        print(json.dumps({"cases": [r.to_json() for r in results]}, indent=2))
+    else:
+        Console().print(results_table(results, title="lab compare"))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from netsleuth.lab.demo import run_demo
+
+    require_root("netsleuth lab")
+    return run_demo(
+        duration=args.duration, as_json=args.json, console=Console(), err=_console(args)
+    )
+
+
+def _clean(args: argparse.Namespace) -> int:
+    from netsleuth.lab import clean_labs
+
+    require_root("netsleuth lab clean")
+    removed = clean_labs()
+    if removed:
+        print("removed: " + " ".join(removed))
+    else:
+        print("nothing to clean")
+    return 0

@@ -13,7 +13,7 @@ from typing import Literal
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from netsleuth.lab.topology import LabTopology
+from netsleuth.lab.topology import LabTopology, seeded_mac
 
 __all__ = ["Churn", "ChurnStep", "low_mac"]
 
@@ -44,16 +44,19 @@ class Churn:
     def __init__(
         self,
         topo: LabTopology,
+        *,
         mac: ChurnMac = "random",
         t_in: float = 2.0,
         t_out: float = 1.0,
         duration: float = 30.0,
+        seed: int | None = None,
     ) -> None:
         self.topo = topo
         self.mac = mac
         self.t_in = t_in
         self.t_out = t_out
         self.duration = duration
+        self.seed = seed
         self.steps: list[ChurnStep] = []
         self.error: BaseException | None = None
         self._stop = threading.Event()
@@ -106,6 +109,8 @@ class Churn:
         args: dict[str, object] = {"ifname": port, "kind": "veth", "peer": peer}
         if self.mac == "low":
             args["address"] = low_mac(cycle)
+        elif self.seed is not None:
+            args["address"] = seeded_mac(self.seed, f"churn{cycle}")
         ipr.link("add", **args)
         idx = ipr.link_lookup(ifname=port)[0]
         ipr.link("set", index=ipr.link_lookup(ifname=f"{port}p")[0], state="up")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -44,7 +45,9 @@ __all__ = [
     "check_requirements",
     "clean_labs",
     "load_topology",
+    "nat_ruleset",
     "nft_apply",
+    "seeded_mac",
 ]
 
 LAB_PREFIX = "nsl-"
@@ -73,6 +76,7 @@ class LabConfig:
     pin_mac: bool = False
     arp_notify: bool = False
     run_id: str | None = None
+    seed: int | None = None  # same seed, same port MACs: identical cases in a comparison
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,7 @@ class LabTopology:
     pinned: bool
     arp_notify: bool
     owner_pid: int
+    owner_start_time: int
     pids: list[dict[str, int]] = field(default_factory=list)
 
     @property
@@ -157,8 +162,7 @@ def clean_labs() -> list[str]:
             except (OSError, ValueError, TypeError):
                 state.unlink(missing_ok=True)
                 continue
-            owner_file = netns.OWNERS_DIR / topo.host_ns
-            if owner_alive(Owner.from_file(owner_file)):
+            if owner_alive(Owner(topo.owner_pid, topo.owner_start_time)):
                 continue
             _kill_recorded(topo.pids)
             for name in [*topo.container_ns, topo.host_ns, topo.upstream_ns]:
@@ -170,7 +174,7 @@ def clean_labs() -> list[str]:
     return removed
 
 
-def _nft_nat_ruleset(uplink: str) -> str:
+def nat_ruleset(uplink: str) -> str:
     rules = [
         {"add": {"table": {"family": "ip", "name": NFT_TABLE}}},
         {
@@ -282,12 +286,13 @@ def build_lab(config: LabConfig) -> Iterator[LabTopology]:
         pinned=config.pin_mac,
         arp_notify=config.arp_notify,
         owner_pid=os.getpid(),
+        owner_start_time=Owner.me().start_time,
     )
     LAB_STATE_DIR.mkdir(parents=True, exist_ok=True)
     state_file.write_text(topo.to_json())
     dnsmasq: subprocess.Popen[bytes] | None = None
     try:
-        _build_namespaces(topo)
+        _build_namespaces(topo, config.seed)
         dnsmasq = _start_dnsmasq(topo)
         topo.pids.append({"pid": dnsmasq.pid, "start_time": process_start_time(dnsmasq.pid) or 0})
         state_file.write_text(topo.to_json())
@@ -306,7 +311,15 @@ def build_lab(config: LabConfig) -> Iterator[LabTopology]:
         state_file.unlink(missing_ok=True)
 
 
-def _build_namespaces(topo: LabTopology) -> None:
+def seeded_mac(seed: int, what: str) -> str:
+    """A random-looking locally administered unicast MAC, the same for the same
+    seed and purpose (the kernel draws its random MACs the same way)."""
+    raw = bytearray(random.Random(f"{seed}:{what}").randbytes(6))
+    raw[0] = (raw[0] & 0xFC) | 0x02
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def _build_namespaces(topo: LabTopology, seed: int | None) -> None:
     resolv = f"nameserver {topo.dns_server}\noptions timeout:1 attempts:1\n"
     for name in [topo.host_ns, topo.upstream_ns]:
         netns.create_owned(name)
@@ -336,15 +349,24 @@ def _build_namespaces(topo: LabTopology) -> None:
         up = _link_index(ipr, topo.uplink)
         ipr.addr("add", index=up, address=UPLINK_HOST_ADDR, prefixlen=UPLINK_PREFIX)
         ipr.link("set", index=up, state="up")
-        for ns, port in topo.ports.items():
-            ipr.link("add", ifname=port, kind="veth", peer={"ifname": "eth0", "net_ns_fd": ns})
+        for i, (ns, port) in enumerate(topo.ports.items()):
+            port_args: dict[str, object] = {}
+            if seed is not None:
+                port_args["address"] = seeded_mac(seed, f"port{i}")
+            ipr.link(
+                "add",
+                ifname=port,
+                kind="veth",
+                peer={"ifname": "eth0", "net_ns_fd": ns},
+                **port_args,
+            )
             idx = _link_index(ipr, port)
             ipr.link("set", index=idx, master=br, state="up")
     host_path = netns.netns_path(topo.host_ns)
     netns.sysctl_set(host_path, "net/ipv4/ip_forward", 1)
     if topo.arp_notify:
         netns.sysctl_set(host_path, f"net/ipv4/conf/{topo.bridge}/arp_notify", 1)
-    nft_apply(topo.host_ns, _nft_nat_ruleset(topo.uplink))
+    nft_apply(topo.host_ns, nat_ruleset(topo.uplink))
 
     with IPRoute(netns=topo.upstream_ns) as ipr:
         eth = _link_index(ipr, "eth0")

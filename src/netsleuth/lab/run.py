@@ -1,0 +1,187 @@
+"""Run lab cases: build the lab, start churn (and faults), drive the watch
+engine against the containers, and summarise what the store recorded.
+
+``run_case`` is one case; ``compare`` runs the unpinned, pinned (and
+arp_notify) cases with identical churn and duration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+from netsleuth.errors import InvalidArgument
+from netsleuth.lab.churn import Churn
+from netsleuth.lab.faults import NatFlap, UpstreamLoss
+from netsleuth.lab.summary import CaseResult, summarize_case
+from netsleuth.lab.topology import LabConfig, LabTopology, build_lab
+from netsleuth.store import Store
+from netsleuth.watch import LiveStats, WatchConfig, WatchEngine
+
+__all__ = ["CASES", "LabOptions", "Progress", "compare", "run_case"]
+
+CaseName = Literal["unpinned", "pinned", "arp_notify"]
+CASES: tuple[CaseName, ...] = ("unpinned", "pinned", "arp_notify")
+
+# (case name, elapsed s, planned s, stats) -> None
+Progress = Callable[[str, float, float, LiveStats], None]
+
+
+@dataclass(frozen=True, slots=True)
+class LabOptions:
+    pin_mac: bool = False
+    arp_notify: bool = False
+    churn: Literal["veth", "none"] = "veth"
+    churn_mac: Literal["random", "low"] = "random"
+    containers: int = 1
+    duration: float = 30.0
+    rate: float = 20.0
+    timeout: float = 1.0
+    t_in: float = 2.0
+    t_out: float = 1.0
+    fault: Literal["none", "nat-flap", "upstream-loss"] = "none"
+    loss_percent: int = 5
+    run_id: str | None = None
+    seed: int | None = None
+    store: Path | None = None  # keep the watch store here; default: a temporary file
+
+    def validate(self) -> None:
+        if not 1 <= self.containers <= 50:
+            raise InvalidArgument(f"--containers {self.containers}: use 1 to 50")
+        if not 0 < self.duration <= 24 * 3600:
+            raise InvalidArgument(f"--duration {self.duration}: use 0 < S <= 86400")
+        if not 0 < self.rate <= 100_000:
+            raise InvalidArgument(f"--rate {self.rate}: use 0 < R <= 100000")
+        if self.t_in <= 0 or self.t_out < 0:
+            raise InvalidArgument("--t-in must be > 0 and --t-out >= 0")
+        if not 0 < self.loss_percent <= 100:
+            raise InvalidArgument(f"--loss {self.loss_percent}: use 1 to 100 (%)")
+
+    def for_case(self, case: CaseName) -> LabOptions:
+        return replace(self, pin_mac=case == "pinned", arp_notify=case == "arp_notify")
+
+    @property
+    def case_name(self) -> CaseName:
+        if self.pin_mac:
+            return "pinned"
+        return "arp_notify" if self.arp_notify else "unpinned"
+
+
+@contextlib.contextmanager
+def _store_path(opts: LabOptions, case: str) -> Iterator[Path]:
+    if opts.store is not None:
+        yield opts.store
+        return
+    with tempfile.TemporaryDirectory(prefix="netsleuth-lab-") as tmp:
+        yield Path(tmp) / f"{case}.sqlite"
+
+
+def _disturbances(
+    stack: contextlib.ExitStack, topo: LabTopology, opts: LabOptions, seed: int
+) -> Churn | None:
+    """Start churn and faults on ``stack``; return the churn (for its count)."""
+    churn: Churn | None = None
+    if opts.churn == "veth":
+        churn = stack.enter_context(
+            Churn(
+                topo,
+                mac=opts.churn_mac,
+                t_in=opts.t_in,
+                t_out=opts.t_out,
+                duration=opts.duration,
+                seed=seed,
+            )
+        )
+    if opts.fault == "nat-flap":
+        stack.enter_context(NatFlap(topo))
+    elif opts.fault == "upstream-loss":
+        stack.enter_context(UpstreamLoss(topo, opts.loss_percent))
+    return churn
+
+
+def run_case(
+    opts: LabOptions,
+    progress: Progress | None = None,
+    on_topology: Callable[[LabTopology], None] | None = None,
+) -> CaseResult:
+    """Build the lab for one case, run it for ``opts.duration``, tear it down."""
+    opts.validate()
+    name = opts.case_name
+    seed = opts.seed if opts.seed is not None else random.randrange(1 << 30)
+    started = time.monotonic()
+    first_probe: list[float] = []
+
+    def tick(stats: LiveStats, elapsed: float) -> None:
+        if not first_probe and stats.attempts:
+            first_probe.append(time.monotonic() - started)
+        if progress is not None:
+            progress(name, elapsed, opts.duration, stats)
+
+    config = LabConfig(
+        containers=opts.containers,
+        pin_mac=opts.pin_mac,
+        arp_notify=opts.arp_notify,
+        run_id=opts.run_id,
+        seed=seed,
+    )
+    with _store_path(opts, name) as store_path, build_lab(config) as topo:
+        if on_topology is not None:
+            on_topology(topo)
+        engine = WatchEngine(
+            WatchConfig(
+                targets=tuple(f"netns:{ns}" for ns in topo.container_ns),
+                probes=(f"dns:{topo.dns_server}/{topo.dns_name}/A",),
+                rate=opts.rate,
+                timeout=opts.timeout,
+                duration=opts.duration,
+                host_netns=topo.host_ns,
+                label=f"lab {name}",
+                args={
+                    "lab": name,
+                    "churn": opts.churn,
+                    "churn_mac": opts.churn_mac,
+                    "fault": opts.fault,
+                    "seed": seed,
+                    "bridge": topo.bridge,
+                },
+            ),
+            store_path,
+        )
+        with contextlib.ExitStack() as stack:
+            churn = _disturbances(stack, topo, opts, seed)
+            summary = engine.run(on_tick=tick, tick_interval=0.1)
+        with Store(store_path) as store:
+            result = summarize_case(
+                name,
+                store.probe_columns(runs=[summary.run_id]),
+                store.series(),
+                store.events(runs=[summary.run_id]),
+                topo.bridge,
+                churn_cycles=churn.cycles if churn else 0,
+                seconds=summary.seconds,
+            )
+        kept = str(store_path) if opts.store is not None else ""
+        return replace(
+            result,
+            first_probe_s=first_probe[0] if first_probe else None,
+            store=kept,
+            run_id=summary.run_id,
+            extra={"worker": summary.worker_stats, "seed": seed},
+        )
+
+
+def compare(
+    opts: LabOptions, *, with_arp_notify: bool = False, progress: Progress | None = None
+) -> list[CaseResult]:
+    """The unpinned and pinned cases (and arp_notify), same churn, same seed."""
+    seed = opts.seed if opts.seed is not None else random.randrange(1 << 30)
+    cases: list[CaseName] = ["unpinned", "pinned"]
+    if with_arp_notify:
+        cases.append("arp_notify")
+    return [run_case(replace(opts.for_case(c), seed=seed, run_id=None), progress) for c in cases]
