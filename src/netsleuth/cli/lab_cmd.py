@@ -169,9 +169,16 @@ def add_parser(sub: Any) -> None:
     demo.add_argument(
         "--duration",
         type=positive_float,
-        default=20.0,
+        default=25.0,
         metavar="S",
-        help="seconds per phase (default 20)",
+        help="seconds per phase (default 25)",
+    )
+    demo.add_argument(
+        "--containers",
+        type=positive_int,
+        default=3,
+        metavar="N",
+        help="probing container namespaces (default 3)",
     )
     demo.add_argument("--json", action="store_true", help="print the outcome as JSON")
     demo.set_defaults(handler=_demo)
@@ -260,7 +267,11 @@ def _demo(args: argparse.Namespace) -> int:
 
     require_root("netsleuth lab")
     return run_demo(
-        duration=args.duration, as_json=args.json, console=Console(), err=_console(args)
+        duration=args.duration,
+        as_json=args.json,
+        console=Console(),
+        err=_console(args),
+        containers=args.containers,
     )
 
 

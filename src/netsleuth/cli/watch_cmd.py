@@ -1,13 +1,206 @@
-"""`netsleuth watch`: not implemented yet (filed as its own issue)."""
+"""`netsleuth watch`: probe from targets, record probes and events into the store."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+from pathlib import Path
 from typing import Any
 
-from netsleuth.cli._common import not_implemented
+from rich.console import Console
+
+from netsleuth.cli._common import positive_float, positive_int, require_root
+
+__all__ = ["add_parser"]
+
+_DESCRIPTION = """\
+Probe continuously from inside one or more targets and record every attempt,
+plus every relevant network event, into a store that `netsleuth report` reads.
+
+Targets (repeat --target; `host` is the natural control group):
+  host                 this host's own namespace
+  netns:NAME           a named network namespace (ip netns)
+  pid:PID              the network namespace of a process
+  container:NAME|ID    a Docker container (see --docker-host)
+
+Probes (repeat --probe; each runs on a fixed schedule at --rate, jittered):
+  dns:SERVER/NAME[/TYPE]  one query to one server (dns:NAME uses every
+                          nameserver of the target's own resolv.conf)
+  resolve:NAME            the target's system resolver (getaddrinfo)
+  tcp:HOST:PORT           a TCP connect
+  icmp:HOST               an ICMP echo
+
+Events recorded beside the probes: links added/removed, ports joining and
+leaving bridges, MAC/operstate/MTU changes, the gateway's neighbour entry in
+each target, bridge FDB entries, routes, nftables ruleset changes, Docker
+events, and the stale-gateway invariant (does the target's ARP entry for its
+gateway still hold the gateway's current MAC?)."""
+
+_EPILOG = """\
+examples:
+  netsleuth watch --target container:ci-runner --target host --probe dns:example.org
+  netsleuth watch --target netns:blue --probe dns:198.18.255.2/www.lab.test --rate 20 \\
+      --duration 600 --store blue.sqlite
+  netsleuth watch --target container:build --docker-host unix:///run/docker-ci.sock \\
+      --probe resolve:example.org --metrics 127.0.0.1:9477"""
 
 
 def add_parser(sub: Any) -> None:
-    parser: argparse.ArgumentParser = sub.add_parser("watch", help="(not implemented yet)")
-    parser.set_defaults(handler=not_implemented("watch"))
+    p = sub.add_parser(
+        "watch",
+        help="probe from namespaces/containers and record events",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="TARGET",
+        help="where to probe from (repeatable; default: host)",
+    )
+    p.add_argument(
+        "--probe",
+        action="append",
+        default=[],
+        metavar="PROBE",
+        required=True,
+        help="what to probe (repeatable)",
+    )
+    p.add_argument(
+        "--rate",
+        type=positive_float,
+        default=10.0,
+        metavar="R",
+        help="attempts per second per probe (default 10)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=1.0,
+        metavar="S",
+        help="seconds before an attempt counts as timed out (default 1)",
+    )
+    p.add_argument(
+        "--duration",
+        type=positive_float,
+        metavar="S",
+        help="stop after S seconds (default: until Ctrl-C)",
+    )
+    p.add_argument(
+        "--count", type=positive_int, metavar="N", help="stop after N attempts per probe"
+    )
+    p.add_argument(
+        "--store",
+        type=Path,
+        metavar="FILE",
+        help="SQLite store to append to (default: $NETSLEUTH_STORE, or "
+        "/var/lib/netsleuth/netsleuth.sqlite)",
+    )
+    p.add_argument(
+        "--docker-host",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="Docker daemon(s) for container targets and events, e.g. "
+        "unix:///run/docker-ci.sock (default socket if present)",
+    )
+    p.add_argument(
+        "--host-netns",
+        metavar="NAME",
+        help="namespace that plays the host (holds the bridges), e.g. a lab's "
+        "nsl-ID-host; default: this one",
+    )
+    p.add_argument(
+        "--metrics",
+        metavar="ADDR",
+        nargs="?",
+        const="127.0.0.1:9477",
+        help="serve Prometheus metrics on ADDR (default 127.0.0.1:9477)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no live view")
+    p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    p.set_defaults(handler=_watch)
+
+
+def _docker_hosts(given: list[str]) -> tuple[str, ...]:
+    if given:
+        return tuple(given)
+    default = Path("/var/run/docker.sock")
+    return (f"unix://{default}",) if default.exists() else ()
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from netsleuth.store.sqlite import default_store_path
+    from netsleuth.watch import WatchConfig, WatchEngine
+    from netsleuth.watch.view import WatchView, stats_table
+
+    require_root("netsleuth watch")
+    store = args.store or default_store_path()
+    config = WatchConfig(
+        targets=tuple(args.target or ["host"]),
+        probes=tuple(args.probe),
+        rate=args.rate,
+        timeout=args.timeout,
+        duration=args.duration,
+        count=args.count,
+        docker_hosts=_docker_hosts(args.docker_host),
+        host_netns=args.host_netns,
+        args={k: v for k, v in vars(args).items() if k != "handler"},
+    )
+    observers: list[Any] = []
+    with contextlib.ExitStack() as stack:
+        if args.metrics:
+            from netsleuth.metrics import WatchMetrics, new_registry, serve
+
+            registry = new_registry()
+            observers.append(WatchMetrics(registry))
+            stack.callback(serve(args.metrics, registry).close)
+        engine = WatchEngine(config, store, observers=observers)
+        err = Console(stderr=True)
+        interrupted = False
+        with WatchView(err, quiet=args.quiet) as view:
+            try:
+                summary = engine.run(on_tick=view.update)
+            except KeyboardInterrupt:
+                interrupted = True
+                raise
+            finally:
+                if interrupted:
+                    err.print(f"stopped; everything recorded so far is in {store}")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "run": summary.run_id,
+                    "store": str(summary.store),
+                    "seconds": summary.seconds,
+                    "attempts": summary.attempts,
+                    "failed": summary.failed,
+                    "events": summary.events,
+                    "series": [
+                        {
+                            "target": t,
+                            "probe": p,
+                            "server": s,
+                            "attempts": st.attempts,
+                            "failed": st.failed,
+                            "outcomes": dict(st.outcomes),
+                        }
+                        for (t, p, s), st in sorted(summary.stats.series.items())
+                    ],
+                    "workers": summary.worker_stats,
+                },
+                indent=2,
+            )
+        )
+    elif args.quiet or not err.is_terminal:
+        Console().print(stats_table(summary.stats, summary.seconds))
+    Console(stderr=True).print(
+        f"run {summary.run_id} stored in {summary.store}; "
+        f"read it with: netsleuth report --store {summary.store}",
+        highlight=False,
+    )
+    return 0

@@ -40,9 +40,10 @@ def summarize(line: str) -> dict[str, Any] | None:
         return None
     obj, spec = next(iter(body.items()))
     spec = spec if isinstance(spec, dict) else {}
-    where = "/".join(str(spec[k]) for k in ("family", "table", "chain") if k in spec)
-    name = spec.get("name", "")
-    summary = f"{op} {obj} {where}{'/' + name if name and obj != 'table' else ''}".strip()
+    parts = [str(spec[k]) for k in ("family", "table", "chain") if k in spec]
+    if spec.get("name"):
+        parts.append(str(spec["name"]))
+    summary = f"{op} {obj} {'/'.join(parts)}".strip()
     return {"op": op, "object": obj, "summary": summary, "nat": any(w in line for w in _NAT_WORDS)}
 
 
@@ -53,9 +54,7 @@ class NftMonitor:
         self.label = label
         self.sink = sink
         nft = shutil.which("nft") or "/usr/sbin/nft"
-        argv = [nft, "-j", "monitor", "ruleset"]
-        if netns_name:
-            argv = netns.exec_argv(netns_name, argv)
+        argv = netns.exec_argv(netns_name, [nft, "-j", "monitor", "ruleset"], die_with_parent=True)
         self._proc = subprocess.Popen(
             argv,
             stdout=subprocess.PIPE,

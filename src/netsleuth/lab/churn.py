@@ -50,6 +50,7 @@ class Churn:
         t_out: float = 1.0,
         duration: float = 30.0,
         seed: int | None = None,
+        delay: float = 0.0,
     ) -> None:
         self.topo = topo
         self.mac = mac
@@ -57,6 +58,7 @@ class Churn:
         self.t_out = t_out
         self.duration = duration
         self.seed = seed
+        self.delay = delay  # seconds before the first port joins, within ``duration``
         self.steps: list[ChurnStep] = []
         self.error: BaseException | None = None
         self._stop = threading.Event()
@@ -86,6 +88,8 @@ class Churn:
     def _run(self) -> None:
         deadline = time.monotonic() + self.duration
         cycle = 0
+        if self._stop.wait(min(self.delay, self.duration)):
+            return
         try:
             with IPRoute(netns=self.topo.host_ns) as ipr:
                 bridge = ipr.link_lookup(ifname=self.topo.bridge)[0]

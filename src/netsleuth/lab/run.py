@@ -24,7 +24,7 @@ from netsleuth.lab.topology import LabConfig, LabTopology, build_lab
 from netsleuth.store import Store
 from netsleuth.watch import LiveStats, WatchConfig, WatchEngine
 
-__all__ = ["CASES", "LabOptions", "Progress", "compare", "run_case"]
+__all__ = ["CASES", "LabOptions", "Progress", "compare", "run_case", "watch_phase"]
 
 CaseName = Literal["unpinned", "pinned", "arp_notify"]
 CASES: tuple[CaseName, ...] = ("unpinned", "pinned", "arp_notify")
@@ -82,10 +82,18 @@ def _store_path(opts: LabOptions, case: str) -> Iterator[Path]:
         yield Path(tmp) / f"{case}.sqlite"
 
 
+CHURN_DELAY = 1.0  # containers are up and probing before the first port joins
+
+
 def _disturbances(
     stack: contextlib.ExitStack, topo: LabTopology, opts: LabOptions, seed: int
 ) -> Churn | None:
-    """Start churn and faults on ``stack``; return the churn (for its count)."""
+    """Start churn and faults on ``stack``; return the churn (for its count).
+
+    Churn starts :data:`CHURN_DELAY` after the probes, as on a CI host where
+    containers run before builds come and go: the container first learns
+    its gateway's MAC with no churn port on the bridge.
+    """
     churn: Churn | None = None
     if opts.churn == "veth":
         churn = stack.enter_context(
@@ -96,6 +104,7 @@ def _disturbances(
                 t_out=opts.t_out,
                 duration=opts.duration,
                 seed=seed,
+                delay=CHURN_DELAY,
             )
         )
     if opts.fault == "nat-flap":
@@ -105,15 +114,17 @@ def _disturbances(
     return churn
 
 
-def run_case(
+def watch_phase(
+    topo: LabTopology,
     opts: LabOptions,
+    store_path: Path,
+    name: str,
+    seed: int,
+    *,
     progress: Progress | None = None,
-    on_topology: Callable[[LabTopology], None] | None = None,
 ) -> CaseResult:
-    """Build the lab for one case, run it for ``opts.duration``, tear it down."""
-    opts.validate()
-    name = opts.case_name
-    seed = opts.seed if opts.seed is not None else random.randrange(1 << 30)
+    """Churn (and faults) for ``opts.duration`` on a built lab while the watch
+    engine probes from its containers; summarised from the store."""
     started = time.monotonic()
     first_probe: list[float] = []
 
@@ -123,6 +134,55 @@ def run_case(
         if progress is not None:
             progress(name, elapsed, opts.duration, stats)
 
+    engine = WatchEngine(
+        WatchConfig(
+            # The host namespace probes too: the control group of `report`.
+            targets=(*(f"netns:{ns}" for ns in topo.container_ns), "host"),
+            probes=(f"dns:{topo.dns_server}/{topo.dns_name}/A",),
+            rate=opts.rate,
+            timeout=opts.timeout,
+            duration=opts.duration,
+            host_netns=topo.host_ns,
+            label=f"lab {name}",
+            args={
+                "lab": name,
+                "churn": opts.churn,
+                "churn_mac": opts.churn_mac,
+                "fault": opts.fault,
+                "seed": seed,
+                "bridge": topo.bridge,
+            },
+        ),
+        store_path,
+    )
+    with contextlib.ExitStack() as stack:
+        churn = _disturbances(stack, topo, opts, seed)
+        summary = engine.run(on_tick=tick, tick_interval=0.1)
+    with Store(store_path) as store:
+        result = summarize_case(
+            name,
+            store.probe_columns(runs=[summary.run_id]),
+            {k: s for k, s in store.series().items() if s.target != "host"},
+            store.events(runs=[summary.run_id]),
+            topo.bridge,
+            churn_cycles=churn.cycles if churn else 0,
+            seconds=summary.seconds,
+        )
+    return replace(
+        result,
+        first_probe_s=first_probe[0] if first_probe else None,
+        store=str(store_path),
+        run_id=summary.run_id,
+        lab_id=topo.run_id,
+        extra={"worker": summary.worker_stats, "seed": seed},
+    )
+
+
+def run_case(opts: LabOptions, progress: Progress | None = None) -> CaseResult:
+    """Build the lab for one case, run it for ``opts.duration``, tear it down."""
+    opts.validate()
+    name = opts.case_name
+    seed = opts.seed if opts.seed is not None else random.randrange(1 << 30)
     config = LabConfig(
         containers=opts.containers,
         pin_mac=opts.pin_mac,
@@ -131,49 +191,8 @@ def run_case(
         seed=seed,
     )
     with _store_path(opts, name) as store_path, build_lab(config) as topo:
-        if on_topology is not None:
-            on_topology(topo)
-        engine = WatchEngine(
-            WatchConfig(
-                targets=tuple(f"netns:{ns}" for ns in topo.container_ns),
-                probes=(f"dns:{topo.dns_server}/{topo.dns_name}/A",),
-                rate=opts.rate,
-                timeout=opts.timeout,
-                duration=opts.duration,
-                host_netns=topo.host_ns,
-                label=f"lab {name}",
-                args={
-                    "lab": name,
-                    "churn": opts.churn,
-                    "churn_mac": opts.churn_mac,
-                    "fault": opts.fault,
-                    "seed": seed,
-                    "bridge": topo.bridge,
-                },
-            ),
-            store_path,
-        )
-        with contextlib.ExitStack() as stack:
-            churn = _disturbances(stack, topo, opts, seed)
-            summary = engine.run(on_tick=tick, tick_interval=0.1)
-        with Store(store_path) as store:
-            result = summarize_case(
-                name,
-                store.probe_columns(runs=[summary.run_id]),
-                store.series(),
-                store.events(runs=[summary.run_id]),
-                topo.bridge,
-                churn_cycles=churn.cycles if churn else 0,
-                seconds=summary.seconds,
-            )
-        kept = str(store_path) if opts.store is not None else ""
-        return replace(
-            result,
-            first_probe_s=first_probe[0] if first_probe else None,
-            store=kept,
-            run_id=summary.run_id,
-            extra={"worker": summary.worker_stats, "seed": seed},
-        )
+        result = watch_phase(topo, opts, store_path, name, seed, progress=progress)
+    return result if opts.store is not None else replace(result, store="")
 
 
 def compare(

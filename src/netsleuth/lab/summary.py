@@ -6,6 +6,8 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from netsleuth.analysis.episodes import find_episodes
 from netsleuth.model import EventKind, NetEvent
 from netsleuth.store import ProbeColumns, Series
@@ -39,7 +41,8 @@ class CaseResult:
     seconds: float
     first_probe_s: float | None = None
     store: str = ""
-    run_id: int = 0
+    run_id: int = 0  # the watch run in the store
+    lab_id: str = ""  # the lab's run id (its namespaces are nsl-<lab_id>-*)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -76,6 +79,8 @@ def summarize_case(
     seconds: float,
     lookback_s: float = 10.0,
 ) -> CaseResult:
+    """Figures of one case over the attempts of the given ``series`` only."""
+    cols = cols.take(np.isin(cols.series, list(series)))
     failed = int(cols.failed.sum())
     probes = len(cols)
     mac_changes = sum(

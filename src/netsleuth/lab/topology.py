@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rdatatype
@@ -48,6 +49,7 @@ __all__ = [
     "nat_ruleset",
     "nft_apply",
     "seeded_mac",
+    "wait_healthy",
 ]
 
 LAB_PREFIX = "nsl-"
@@ -64,6 +66,7 @@ UPLINK_PREFIX = 30
 DNS_ZONE = "lab.test"
 DNS_NAME = "www.lab.test"
 DNS_ANSWER = "198.18.255.80"
+NX_ZONE = "nx.test"
 PINNED_MAC = "02:4e:53:4c:00:01"  # locally administered, what `fix` would also choose for a lab
 NFT_TABLE = "netsleuth_lab"
 
@@ -247,6 +250,27 @@ def _wait_dns(ns: str, server: str, name: str, deadline_s: float) -> None:
     raise NetsleuthError(f"dnsmasq in {ns} did not answer within {deadline_s:.0f} s ({last})")
 
 
+def wait_healthy(topo: LabTopology, timeout: float = 60.0, needed: int = 3) -> float | None:
+    """Seconds until every container got ``needed`` DNS answers in a row, or
+    None if that did not happen within ``timeout``."""
+    query = dns.message.make_query(topo.dns_name, dns.rdatatype.A)
+    start = time.monotonic()
+    for ns in topo.container_ns:
+        streak = 0
+        while streak < needed:
+            if time.monotonic() - start > timeout:
+                return None
+            try:
+                netns.run_in(
+                    netns.netns_path(ns), lambda: dns.query.udp(query, topo.dns_server, timeout=0.3)
+                )
+                streak += 1
+            except (dns.exception.DNSException, OSError):
+                streak = 0
+                time.sleep(0.2)
+    return time.monotonic() - start
+
+
 def _link_index(ipr: IPRoute, name: str) -> int:
     found = ipr.link_lookup(ifname=name)
     if not found:
@@ -391,6 +415,7 @@ def _start_dnsmasq(topo: LabTopology) -> subprocess.Popen[bytes]:
         "--bind-interfaces",
         f"--listen-address={topo.dns_server}",
         f"--address=/{DNS_ZONE}/{DNS_ANSWER}",
+        f"--address=/{NX_ZONE}/",  # every name under it is NXDOMAIN
         "--pid-file",
         "--user=root",
         "--cache-size=0",
@@ -398,7 +423,7 @@ def _start_dnsmasq(topo: LabTopology) -> subprocess.Popen[bytes]:
     ]
     # `ip netns exec` execs dnsmasq, so the PID we hold is dnsmasq's own.
     return subprocess.Popen(
-        netns.exec_argv(topo.upstream_ns, argv),
+        netns.exec_argv(topo.upstream_ns, argv, die_with_parent=True),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -23,6 +23,7 @@ __all__ = [
     "exists",
     "list_named",
     "netns_path",
+    "pids_in",
     "remove_owned",
     "run_in",
     "setns",
@@ -173,10 +174,38 @@ def sysctl_get(path: str | Path, key: str) -> str:
     return run_in(path, lambda: _sysctl_file(key).read_text().strip())
 
 
-def exec_argv(name: str, argv: list[str]) -> list[str]:
-    """argv that runs a program inside the named namespace (``ip netns exec``)."""
+def exec_argv(name: str | None, argv: list[str], *, die_with_parent: bool = False) -> list[str]:
+    """argv that runs a program inside the named namespace (``ip netns exec``).
+
+    ``die_with_parent``: the program gets SIGKILL when the thread that started
+    it dies (``setpriv --pdeathsig``), so even a SIGKILLed netsleuth leaves no
+    helper running. Start such programs from a thread that lives as long.
+    """
+    if die_with_parent:
+        setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
+        argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
+    if name is None:
+        return argv
     ip = shutil.which("ip") or "/usr/sbin/ip"
     return [ip, "netns", "exec", name, *argv]
+
+
+def pids_in(path: str | Path, proc: Path = Path("/proc")) -> list[int]:
+    """PIDs of the processes whose network namespace is the one at ``path``."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return []
+    want = f"net:[{st.st_ino}]"
+    pids = []
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "ns/net") == want:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
 
 
 class SysfsAnchor:

@@ -3,8 +3,10 @@ PID is never mistaken for the owner."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,13 +14,16 @@ __all__ = ["Owner", "clean_stale", "owner_alive", "process_start_time"]
 
 
 def process_start_time(pid: int, proc: Path = Path("/proc")) -> int | None:
-    """Start time of ``pid`` in clock ticks since boot, or None if it is gone."""
+    """Start time of ``pid`` in clock ticks since boot, or None if it is gone
+    (a zombie, killed but not yet reaped, counts as gone)."""
     try:
         stat = (proc / str(pid) / "stat").read_text()
     except OSError:
         return None
     # The command name may hold spaces and parentheses; fields follow the last ')'.
     fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
     return int(fields[19])
 
 
@@ -53,11 +58,16 @@ def owner_alive(owner: Owner | None, proc: Path = Path("/proc")) -> bool:
 def clean_stale(prefix: str) -> list[str]:
     """Remove every namespace (and its /etc/netns files) named ``prefix*`` whose
     owner is dead or unknown. Returns the names removed."""
-    from netsleuth.netns.core import OWNERS_DIR, list_named, remove_owned
+    from netsleuth.netns.core import OWNERS_DIR, list_named, netns_path, pids_in, remove_owned
 
     removed = []
     for name in list_named(prefix):
         if not owner_alive(Owner.from_file(OWNERS_DIR / name)):
+            # Whatever still runs inside a dead owner's namespace was started by it
+            # (dnsmasq, monitors): end it, by PID, before the namespace goes.
+            for pid in pids_in(netns_path(name)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             remove_owned(name)
             removed.append(name)
     # Owner files whose namespace is already gone.

@@ -180,6 +180,17 @@ class ProbeColumns:
     def __len__(self) -> int:
         return len(self.wall_ns)
 
+    def take(self, mask: npt.NDArray[np.bool_]) -> ProbeColumns:
+        """The attempts where ``mask`` is true."""
+        return ProbeColumns(
+            self.run[mask],
+            self.series[mask],
+            self.wall_ns[mask],
+            self.mono_ns[mask],
+            self.outcome[mask],
+            self.latency_ns[mask],
+        )
+
     @property
     def failed(self) -> npt.NDArray[np.bool_]:
         return ~np.isin(self.outcome, (Outcome.OK, Outcome.NXDOMAIN))
