@@ -38,8 +38,9 @@ def _host_network_state() -> dict[str, Any]:
             sysctls[str(path)] = path.read_text()
     sysctls["ip_forward"] = Path("/proc/sys/net/ipv4/ip_forward").read_text()
     return {
-        "links": sorted((l["ifname"], l.get("address"), l.get("mtu"), l.get("master"))
-                        for l in links),
+        "links": sorted(
+            (ln["ifname"], ln.get("address"), ln.get("mtu"), ln.get("master")) for ln in links
+        ),
         "addrs": run("ip", "-j", "addr", "show"),
         "routes": run("ip", "-j", "route", "show", "table", "all"),
         "rules": run("nft", "-j", "list", "ruleset"),
@@ -59,9 +60,21 @@ def _volatile_free(state: dict[str, Any]) -> dict[str, Any]:
 def test_compare_low_churn_unpinned_fails_pinned_and_arp_notify_do_not() -> None:
     before = _volatile_free(_host_network_state())
     proc = subprocess.run(
-        [*NETSLEUTH, "lab", "compare", "--churn-mac", "low", "--duration", "30",
-         "--arp-notify", "--json"],
-        capture_output=True, text=True, timeout=300,
+        [
+            *NETSLEUTH,
+            "lab",
+            "compare",
+            "--churn-mac",
+            "low",
+            "--duration",
+            "30",
+            "--arp-notify",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     cases = {c["name"]: c for c in json.loads(proc.stdout)["cases"]}
@@ -81,12 +94,19 @@ def test_compare_low_churn_unpinned_fails_pinned_and_arp_notify_do_not() -> None
 
 def _start_lab(*extra: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     before = set(LAB_STATE_DIR.glob("*.json")) if LAB_STATE_DIR.is_dir() else set()
-    proc = subprocess.Popen([*NETSLEUTH, "lab", "run", "--duration", "60", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*NETSLEUTH, "lab", "run", "--duration", "60", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        new = [p for p in LAB_STATE_DIR.glob("*.json") if p not in before] if (
-            LAB_STATE_DIR.is_dir()) else []
+        new = (
+            [p for p in LAB_STATE_DIR.glob("*.json") if p not in before]
+            if (LAB_STATE_DIR.is_dir())
+            else []
+        )
         for path in new:
             state = json.loads(path.read_text())
             if state["owner_pid"] == proc.pid and state["pids"]:
@@ -100,8 +120,9 @@ def _start_lab(*extra: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
 def _lab_objects(state: dict[str, Any]) -> list[str]:
     names = [state["host_ns"], state["upstream_ns"], *state["container_ns"]]
     left = [n for n in names if netns.exists(n)]
-    left += [f"pid {p['pid']}" for p in state["pids"]
-             if process_start_time(p["pid"]) == p["start_time"]]
+    left += [
+        f"pid {p['pid']}" for p in state["pids"] if process_start_time(p["pid"]) == p["start_time"]
+    ]
     if (LAB_STATE_DIR / f"{state['run_id']}.json").exists():
         left.append("state file")
     if Path(f"/etc/netns/{state['container_ns'][0]}").exists():
@@ -127,8 +148,9 @@ def test_sigkill_leaves_objects_that_clean_and_the_next_run_remove() -> None:
     time.sleep(0.2)
     # dnsmasq dies with its owner; the namespaces stay until cleaned.
     assert netns.exists(state["host_ns"])
-    clean = subprocess.run([*NETSLEUTH, "lab", "clean"], capture_output=True, text=True,
-                           timeout=30)
+    clean = subprocess.run(
+        [*NETSLEUTH, "lab", "clean"], capture_output=True, text=True, timeout=30, check=False
+    )
     assert clean.returncode == 0 and state["host_ns"] in clean.stdout
     assert _lab_objects(state) == []
 
@@ -143,7 +165,7 @@ def _cli(*argv: str, user: str | None = None) -> subprocess.CompletedProcess[str
     cmd = [*NETSLEUTH, *argv]
     if user:
         cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_one_line_errors() -> None:
@@ -155,8 +177,14 @@ def test_one_line_errors() -> None:
     assert bad.returncode == 2 and "must be greater than 0" in bad.stderr
 
     env = dict(os.environ, PATH="/nonexistent")
-    missing = subprocess.run([*NETSLEUTH, "lab", "run", "--duration", "1"], env=env,
-                             capture_output=True, text=True, timeout=60)
+    missing = subprocess.run(
+        [*NETSLEUTH, "lab", "run", "--duration", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert missing.returncode == 1
     assert "install the Debian package" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1

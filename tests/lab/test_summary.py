@@ -11,8 +11,11 @@ def _cols(outcomes: list[Outcome]) -> ProbeColumns:
     n = len(outcomes)
     wall = np.arange(n, dtype=np.int64) * (S // 20) + 100 * S
     return ProbeColumns(
-        run=np.ones(n, dtype=np.int64), series=np.ones(n, dtype=np.int64), wall_ns=wall,
-        mono_ns=wall.copy(), outcome=np.array(outcomes, dtype=np.int8),
+        run=np.ones(n, dtype=np.int64),
+        series=np.ones(n, dtype=np.int64),
+        wall_ns=wall,
+        mono_ns=wall.copy(),
+        outcome=np.array(outcomes, dtype=np.int8),
         latency_ns=np.full(n, -1, dtype=np.int64),
     )
 
@@ -29,8 +32,15 @@ def test_outages_are_tied_to_the_port_event_before_them() -> None:
         NetEvent(onset, 0, "host", EventKind.MAC_CHANGED, "otherbr", "", {}),
     ]
     series = {1: Series(1, "netns:c0", "dns:x/y/A", "x")}
-    result = summarize_case("unpinned", cols, series, sorted(events, key=lambda e: e.wall_ns),
-                            "labbr0", churn_cycles=3, seconds=4.0)
+    result = summarize_case(
+        "unpinned",
+        cols,
+        series,
+        sorted(events, key=lambda e: e.wall_ns),
+        "labbr0",
+        churn_cycles=3,
+        seconds=4.0,
+    )
     assert (result.probes, result.failed, result.mac_changes) == (80, 40, 2)
     [outage] = result.outages
     assert (outage.before, outage.port) == ("port-left", "vch3")
@@ -43,7 +53,14 @@ def test_outages_are_tied_to_the_port_event_before_them() -> None:
 
 
 def test_no_failures_no_outages() -> None:
-    result = summarize_case("pinned", _cols([Outcome.OK] * 10), {1: Series(1, "t", "p", "s")},
-                            [], "labbr0", churn_cycles=0, seconds=1.0)
+    result = summarize_case(
+        "pinned",
+        _cols([Outcome.OK] * 10),
+        {1: Series(1, "t", "p", "s")},
+        [],
+        "labbr0",
+        churn_cycles=0,
+        seconds=1.0,
+    )
     assert result.failed == 0 and result.outages == []
     assert result.outage_stats()["median_s"] is None

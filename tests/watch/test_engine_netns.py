@@ -3,6 +3,7 @@ real netlink. Each probe kind, each event kind and the invariant are seen."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import threading
@@ -42,9 +43,17 @@ def test_every_probe_kind_from_a_container(topo: LabTopology, tmp_path: Path) ->
         "icmp:198.19.99.99",  # no route upstream for it: times out
     )
     container = f"netns:{topo.container_ns[0]}"
-    engine = WatchEngine(WatchConfig(targets=(container, "host"), probes=probes, rate=10,
-                                     timeout=0.5, count=4, host_netns=topo.host_ns),
-                         tmp_path / "s.sqlite")
+    engine = WatchEngine(
+        WatchConfig(
+            targets=(container, "host"),
+            probes=probes,
+            rate=10,
+            timeout=0.5,
+            count=4,
+            host_netns=topo.host_ns,
+        ),
+        tmp_path / "s.sqlite",
+    )
     summary = engine.run()
     with Store(tmp_path / "s.sqlite") as store:
         rows = store.probes(runs=[summary.run_id])
@@ -86,12 +95,20 @@ def test_events_invariant_and_mac_changes_match_ip_monitor(
 ) -> None:
     store_path = tmp_path / "s.sqlite"
     container = topo.container_ns[0]
-    engine = WatchEngine(WatchConfig(targets=(f"netns:{container}",),
-                                     probes=(f"dns:{topo.dns_server}/{topo.dns_name}/A",),
-                                     rate=20, timeout=1, duration=13, host_netns=topo.host_ns),
-                         store_path)
-    monitor = subprocess.Popen(["ip", "-n", topo.host_ns, "-o", "monitor", "link"],
-                               stdout=subprocess.PIPE, text=True)
+    engine = WatchEngine(
+        WatchConfig(
+            targets=(f"netns:{container}",),
+            probes=(f"dns:{topo.dns_server}/{topo.dns_name}/A",),
+            rate=20,
+            timeout=1,
+            duration=13,
+            host_netns=topo.host_ns,
+        ),
+        store_path,
+    )
+    monitor = subprocess.Popen(
+        ["ip", "-n", topo.host_ns, "-o", "monitor", "link"], stdout=subprocess.PIPE, text=True
+    )
     initial_mac = _link(topo.host_ns, topo.bridge)["address"]
 
     def disturb() -> None:
@@ -103,8 +120,10 @@ def test_events_invariant_and_mac_changes_match_ip_monitor(
             with IPRoute(netns=container) as ipr:  # a route coming and going
                 ipr.route("add", dst="198.19.7.0/24", gateway=topo.gateway)
                 ipr.route("del", dst="198.19.7.0/24", gateway=topo.gateway)
-            nft_apply(topo.host_ns, '{"nftables": [{"add": {"table": '
-                                    '{"family": "inet", "name": "nsltest"}}}]}')
+            nft_apply(
+                topo.host_ns,
+                '{"nftables": [{"add": {"table": {"family": "inet", "name": "nsltest"}}}]}',
+            )
             time.sleep(8.0)
 
     thread = threading.Thread(target=disturb)
@@ -117,27 +136,43 @@ def test_events_invariant_and_mac_changes_match_ip_monitor(
     with Store(store_path) as store:
         events = store.events(runs=[summary.run_id])
     kinds = Counter(str(e.kind) for e in events)
-    for kind in ("link-added", "link-removed", "port-joined", "port-left", "mac-changed",
-                 "oper-changed", "mtu-changed", "fdb-added", "fdb-removed", "neigh-changed",
-                 "route-added", "route-removed", "firewall-changed", "invariant-violated",
-                 "invariant-recovered"):
+    for kind in (
+        "link-added",
+        "link-removed",
+        "port-joined",
+        "port-left",
+        "mac-changed",
+        "oper-changed",
+        "mtu-changed",
+        "fdb-added",
+        "fdb-removed",
+        "neigh-changed",
+        "route-added",
+        "route-removed",
+        "firewall-changed",
+        "invariant-violated",
+        "invariant-recovered",
+    ):
         assert kinds[kind] > 0, f"no {kind} event recorded: {kinds}"
 
     mac_events = [e for e in events if e.kind == EventKind.MAC_CHANGED and e.ifname == topo.bridge]
     stored = [initial_mac] + [e.detail["new"] for e in mac_events]
-    for before, after in zip(mac_events, mac_events[1:], strict=False):
+    for before, after in itertools.pairwise(mac_events):
         assert after.detail["old"] == before.detail["new"]
     assert all(e.detail["addr_assign_type"] == 1 for e in mac_events)
     assert all(e.detail["old"] != e.detail["new"] for e in mac_events)
     independent = _bridge_macs_from_ip_monitor(log, topo.bridge)
     assert len(mac_events) >= 4
-    assert independent == stored[len(stored) - len(independent):]
+    assert independent == stored[len(stored) - len(independent) :]
     assert abs(len(independent) - len(stored)) <= 1  # ip monitor may start after the first
 
     # A mismatch right after a join is harmless (a port still owns the old MAC);
     # after a leave the container's gateway MAC belongs to no port: the outage.
-    dead = [e for e in events if e.kind == EventKind.INVARIANT_VIOLATED
-            and not e.detail["owned_by_port"]]
+    dead = [
+        e
+        for e in events
+        if e.kind == EventKind.INVARIANT_VIOLATED and not e.detail["owned_by_port"]
+    ]
     assert dead and all(e.detail["neigh_mac"].startswith("02:00:00:00:") for e in dead)
     left = [e.wall_ns for e in events if e.kind == EventKind.PORT_LEFT]
     assert all(min(abs(e.wall_ns - t) for t in left) < 50_000_000 for e in dead)
@@ -164,9 +199,16 @@ def test_target_that_disappears_and_comes_back(tmp_path: Path) -> None:
 
     make()
     try:
-        engine = WatchEngine(WatchConfig(targets=(f"netns:{name}",), probes=("icmp:127.0.0.1",),
-                                         rate=20, timeout=0.5, duration=5),
-                             tmp_path / "s.sqlite")
+        engine = WatchEngine(
+            WatchConfig(
+                targets=(f"netns:{name}",),
+                probes=("icmp:127.0.0.1",),
+                rate=20,
+                timeout=0.5,
+                duration=5,
+            ),
+            tmp_path / "s.sqlite",
+        )
 
         def restart() -> None:
             time.sleep(1.5)
@@ -189,6 +231,9 @@ def test_target_that_disappears_and_comes_back(tmp_path: Path) -> None:
     back_at = next(e.wall_ns for e in events if e.kind == EventKind.TARGET_BACK)
     outcomes = [r.outcome for r in rows]
     assert outcomes.count(Outcome.TARGET_GONE) >= 10  # ~20/s for about a second
-    assert all(gone_at - 100_000_000 <= r.wall_ns <= back_at + 100_000_000
-               for r in rows if r.outcome == Outcome.TARGET_GONE)
+    assert all(
+        gone_at - 100_000_000 <= r.wall_ns <= back_at + 100_000_000
+        for r in rows
+        if r.outcome == Outcome.TARGET_GONE
+    )
     assert sum(1 for r in rows if r.outcome == Outcome.OK and r.wall_ns > back_at) >= 20

@@ -46,6 +46,8 @@ __all__ = ["WorkerConfig", "spawn_worker", "worker_main"]
 
 PR_SET_PDEATHSIG = 1
 FLUSH_NS = 50_000_000  # results reach the parent at least every 50 ms
+MAX_BURST = 256  # sends per loop pass before answers are drained again
+LATE_NS = 10_000_000  # an attempt sent this long after its slot counts as late
 
 _OK, _TIMEOUT, _REFUSED = int(Outcome.OK), int(Outcome.TIMEOUT), int(Outcome.REFUSED)
 _NXDOMAIN, _SERVFAIL = int(Outcome.NXDOMAIN), int(Outcome.SERVFAIL)
@@ -119,6 +121,8 @@ class _Loop:
         self.max_lag_ns = 0
         self.late = 0
         self.stopping = False
+        # Every attempt in flight holds a socket: stay below the fd limit.
+        self.max_inflight = max(64, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 256)
         self.resolver: ThreadPoolExecutor | None = None
         self.resolved: deque[tuple[_Probe, int, int, int, str]] = deque()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -130,7 +134,7 @@ class _Loop:
         now = time.monotonic_ns()
         lag = now - due_ns
         self.max_lag_ns = max(self.max_lag_ns, lag)
-        if lag > probe.schedule.interval_ns:
+        if lag > LATE_NS:
             self.late += 1
         probe.sent += 1
         kind = probe.kind
@@ -304,7 +308,15 @@ class _Loop:
         conn_fd = self.conn.fileno()
         while True:
             now = mono()
-            while heap and heap[0][0] <= now and not self.stopping:
+            burst = 0
+            while (
+                heap
+                and heap[0][0] <= now
+                and not self.stopping
+                and burst < MAX_BURST
+                and len(self.inflight) < self.max_inflight
+            ):
+                burst += 1
                 due, idx = heap[0]
                 probe = by_index[idx]
                 self.fire(probe, due)
@@ -312,6 +324,10 @@ class _Loop:
                     heapq.heappop(heap)
                 else:
                     heapq.heapreplace(heap, (probe.schedule.next_due(), idx))
+            # Read every answer already there before judging anything timed out:
+            # when the loop runs late, answers wait in socket buffers.
+            self._handle(poll(0), conn_fd)
+            now = mono()
             self.expire(now)
             if now >= next_flush:
                 self.flush()
@@ -319,18 +335,11 @@ class _Loop:
             if (self.stopping or not heap) and not self.inflight and not self._resolving():
                 break
             wake = next_flush
-            if heap and not self.stopping:
+            if heap and not self.stopping and len(self.inflight) < self.max_inflight:
                 wake = min(wake, heap[0][0])
             if self.deadlines:
                 wake = min(wake, self.deadlines[0][0])
-            for fd, _ in poll(max(0, wake - mono()) / 1e9):
-                if fd == conn_fd:
-                    if self.conn.poll() and self.conn.recv() == "stop":
-                        self.stopping = True
-                elif fd == self.wake_r:
-                    os.read(self.wake_r, 4096)
-                else:
-                    self.on_ready(fd)
+            self._handle(poll(max(0, wake - mono()) / 1e9), conn_fd)
         self.flush()
         if self.resolver is not None:
             self.resolver.shutdown(wait=True)
@@ -339,6 +348,16 @@ class _Loop:
             "max_lag_ms": self.max_lag_ns / 1e6,
             "late": self.late,
         }
+
+    def _handle(self, ready: list[tuple[int, int]], conn_fd: int) -> None:
+        for fd, _ in ready:
+            if fd == conn_fd:
+                if self.conn.poll() and self.conn.recv() == "stop":
+                    self.stopping = True
+            elif fd == self.wake_r:
+                os.read(self.wake_r, 4096)
+            else:
+                self.on_ready(fd)
 
     def _resolving(self) -> bool:
         return bool(self.resolved) or (

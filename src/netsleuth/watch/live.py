@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from scipy.stats import binomtest
-
 from netsleuth.model import ProbeResult
 
 __all__ = ["LiveStats", "SeriesStats", "wilson"]
@@ -17,6 +15,9 @@ def wilson(failed: int, total: int) -> tuple[float, float]:
     """95 % Wilson interval of a failure rate."""
     if total == 0:
         return (0.0, 1.0)
+    # scipy.stats costs ~60 MB of memory: only views and summaries load it.
+    from scipy.stats import binomtest
+
     ci = binomtest(failed, total).proportion_ci(confidence_level=0.95, method="wilson")
     return (float(ci.low), float(ci.high))
 
