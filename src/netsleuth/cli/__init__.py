@@ -28,7 +28,7 @@ EXIT_FINDINGS = 3
 EXIT_INTERRUPTED = 130
 
 # Subcommand modules, in the order `--help` lists them.
-_COMMANDS = ["lab", "watch", "report", "doctor", "fix", "capture", "explain"]
+_COMMANDS = ["lab", "watch", "report", "doctor", "fix", "capture", "explain", "exporter"]
 
 _DESCRIPTION = """\
 Find the root cause of sporadic connectivity failures of containers and

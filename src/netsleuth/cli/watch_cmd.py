@@ -198,7 +198,7 @@ def _watch(args: argparse.Namespace) -> int:
         )
     elif args.quiet or not err.is_terminal:
         Console().print(stats_table(summary.stats, summary.seconds))
-    Console(stderr=True).print(
+    Console(stderr=True, soft_wrap=True).print(
         f"run {summary.run_id} stored in {summary.store}; "
         f"read it with: netsleuth report --store {summary.store}",
         highlight=False,

@@ -154,7 +154,7 @@ class NetlinkMonitor:
         self.sink = sink
         self.fdb = fdb
         self._sysfs_root = sysfs_root
-        self.state = NamespaceState(label, wall_mono, self._addr_assign_type)
+        self.state = NamespaceState(label, wall_mono, self.addr_assign_type)
         if neigh_filter is not None:
             self.state.record_neigh_for = neigh_filter
         self.error: BaseException | None = None
@@ -164,7 +164,7 @@ class NetlinkMonitor:
         self._seed()
         self._thread = threading.Thread(target=self._run, name=f"netlink:{label}", daemon=True)
 
-    def _addr_assign_type(self, ifname: str) -> int | None:
+    def addr_assign_type(self, ifname: str) -> int | None:
         root = self._sysfs_root()
         if root is None:
             return None

@@ -168,7 +168,7 @@ class WatchEngine:
         for link in links.values():
             if link.kind != "bridge":
                 continue
-            aat = host._addr_assign_type(link.name)
+            aat = host.addr_assign_type(link.name)
             arp_notify = self._arp_notify(link.name)
             ports = sorted(p.name for p in links.values() if p.master == link.index)
             store.add_fact(
@@ -185,6 +185,10 @@ class WatchEngine:
                     "arp_notify": arp_notify,
                 },
             )
+            for obs in self.observers:
+                set_bridge = getattr(obs, "set_bridge", None)
+                if set_bridge is not None:
+                    set_bridge(link.name, aat == 3)
 
     def _arp_notify(self, bridge: str) -> int | None:
         key = f"net/ipv4/conf/{bridge}/arp_notify"
