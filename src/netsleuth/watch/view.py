@@ -57,6 +57,7 @@ class WatchView:
 
     def __enter__(self) -> WatchView:
         if self._live is not None:
+            wilson(0, 1)  # load scipy now, not in the first refresh while results queue up
             self._live.start()
         return self
 
