@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -106,3 +108,43 @@ def test_help_teaches_targets_and_probes() -> None:
     assert proc.returncode == 0
     for word in ("netns:NAME", "container:NAME", "dns:SERVER/NAME", "resolve:NAME", "examples:"):
         assert word in proc.stdout
+
+
+@pytest.mark.netns
+def test_sigterm_flushes_the_store_and_closes_the_run(
+    make_netns: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = make_netns("term")
+    with IPRoute(netns=path.name) as ipr:
+        ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+    store = tmp_path / "w.sqlite"
+    proc = subprocess.Popen(
+        [
+            *NETSLEUTH,
+            "watch",
+            "--target",
+            f"netns:{path.name}",
+            "--probe",
+            "icmp:127.0.0.1",
+            "--rate",
+            "50",
+            "--store",
+            str(store),
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3.0)
+    proc.send_signal(signal.SIGTERM)
+    sent_at = time.time_ns()
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert f"everything recorded so far is in {store}" in " ".join(err.split())
+    with Store(store) as s:
+        [run] = s.runs()
+        cols = s.probe_columns()
+    assert run.ended_ns is not None
+    assert len(cols) >= 50  # ~2.5 s at 50/s
+    assert sent_at - int(cols.wall_ns.max()) < 300_000_000  # nothing before the signal lost
