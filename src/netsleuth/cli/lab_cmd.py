@@ -35,7 +35,19 @@ examples:
   netsleuth lab clean                                remove what a killed run left"""
 
 
+def _engine_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--engine",
+        choices=["veth", "docker"],
+        default="veth",
+        help="containers as veth + namespaces (default), or a real throwaway "
+        "dockerd on the lab bridge with busybox containers (the reference's "
+        "setup: a second daemon with --bridge on a pre-created bridge)",
+    )
+
+
 def _case_options(p: argparse.ArgumentParser, *, single: bool) -> None:
+    _engine_option(p)
     if single:
         p.add_argument("--pin-mac", action="store_true", help="give the bridge a fixed MAC")
         p.add_argument(
@@ -180,6 +192,7 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help="probing container namespaces (default 3)",
     )
+    _engine_option(demo)
     demo.add_argument("--json", action="store_true", help="print the outcome as JSON")
     demo.set_defaults(handler=_demo)
 
@@ -198,6 +211,7 @@ def _options(args: argparse.Namespace, **overrides: Any) -> Any:
     values = dict(
         pin_mac=getattr(args, "pin_mac", False),
         arp_notify=getattr(args, "arp_notify", False),
+        engine=args.engine,
         churn=args.churn,
         churn_mac=args.churn_mac,
         containers=args.containers,
@@ -272,6 +286,7 @@ def _demo(args: argparse.Namespace) -> int:
         console=Console(),
         err=_console(args),
         containers=args.containers,
+        engine=args.engine,
     )
 
 

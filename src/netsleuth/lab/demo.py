@@ -15,7 +15,7 @@ import random
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.rule import Rule
@@ -27,8 +27,8 @@ from netsleuth.fix.apply import pin_bridge_mac
 from netsleuth.fix.mac import read_machine_id
 from netsleuth.fix.plan import choose_mac
 from netsleuth.lab.render import LabProgress, results_table
-from netsleuth.lab.run import LabOptions, watch_phase
-from netsleuth.lab.topology import LabConfig, build_lab, check_requirements, wait_healthy
+from netsleuth.lab.run import LabOptions, lab_session, watch_phase
+from netsleuth.lab.topology import check_requirements, wait_healthy
 from netsleuth.netns import netns_path
 from netsleuth.report import render_terminal, to_json
 from netsleuth.store import Store
@@ -43,42 +43,61 @@ def _say(console: Console, step: int, title: str, text: str = "") -> None:
 
 
 def run_demo(
-    duration: float, as_json: bool, console: Console, err: Console, containers: int = 3
+    duration: float,
+    as_json: bool,
+    console: Console,
+    err: Console,
+    *,
+    containers: int = 3,
+    engine: Literal["veth", "docker"] = "veth",
 ) -> int:
     check_requirements()
     seed = random.randrange(1 << 30)
     opts = LabOptions(
-        churn="veth", churn_mac="low", containers=containers, duration=duration, seed=seed
+        engine=engine,
+        churn="veth",
+        churn_mac="low" if engine == "veth" else "random",
+        containers=containers,
+        duration=duration,
+        seed=seed,
     )
     opts.validate()
     out = err if as_json else console
     started = time.monotonic()
     with (
         tempfile.TemporaryDirectory(prefix="netsleuth-demo-") as tmp,
-        build_lab(LabConfig(containers=containers, seed=seed)) as topo,
+        lab_session(opts, seed) as session,
     ):
+        topo = session.topo
         store_path = Path(tmp) / "demo.sqlite"
+        probers = [t for t in session.targets if t != "host"]
         _say(
             out,
             1,
             "The lab",
-            f"{len(topo.container_ns)} container namespaces ({', '.join(topo.container_ns)}) "
-            f"sit on bridge {topo.bridge} in "
-            f"a host namespace ({topo.host_ns}) that NATs it to a DNS server upstream "
+            f"{len(probers)} container(s) ({', '.join(probers)}) sit on bridge {topo.bridge} "
+            f"in a host namespace ({topo.host_ns}) that NATs them to a DNS server upstream "
             f"({topo.dns_server}). The bridge's MAC is not pinned: like any bridge created "
             "with `ip link add`, it takes the smallest MAC among its ports.",
+        )
+        churner = (
+            "a veth port joins"
+            if engine == "veth"
+            else "a `docker run --rm busybox sleep` container joins"
         )
         _say(
             out,
             2,
             "Watching with churn",
-            f"A veth port joins {topo.bridge} for {opts.t_in:.0f} s and leaves for "
-            f"{opts.t_out:.0f} s, again and again, like CI containers; each container asks "
-            f"{topo.dns_name} {opts.rate:.0f} times a second, and so does the host namespace "
-            "itself, as a control.",
+            f"Like CI jobs, {churner} {topo.bridge} for {opts.t_in:.0f} s and leaves for "
+            f"{opts.t_out:.0f} s, again and again; each container asks {topo.dns_name} "
+            f"{opts.rate:.0f} times a second, and so does the host namespace itself, as a "
+            "control.",
         )
         with LabProgress(err) as progress:
-            before = watch_phase(topo, opts, store_path, "before", seed, progress=progress.update)
+            before = watch_phase(
+                session, opts, store_path, "before", seed, progress=progress.update
+            )
 
         _say(out, 3, "What `netsleuth report` concludes from the store")
         with Store(store_path) as store:
@@ -110,7 +129,7 @@ def run_demo(
             "MAC updates them.",
             highlight=False,
         )
-        settle = wait_healthy(topo, timeout=60.0)
+        settle = wait_healthy(topo, session.probe_paths, timeout=60.0)
         out.print(
             "A container whose gateway entry already pointed at a departed MAC "
             "recovers when the kernel re-checks that entry: "
@@ -124,13 +143,14 @@ def run_demo(
 
         _say(out, 5, "Watching again, same churn")
         with LabProgress(err) as progress:
-            after = watch_phase(topo, opts, store_path, "after", seed, progress=progress.update)
+            after = watch_phase(session, opts, store_path, "after", seed, progress=progress.update)
 
         _say(out, 6, "Before and after")
         if not as_json:
             console.print(results_table([before, after], title="lab demo"))
     elapsed = time.monotonic() - started
     outcome: dict[str, Any] = {
+        "engine": engine,
         "before": before.to_json(),
         "verdict": report.get("verdict"),
         "fixed_mac": pinned,

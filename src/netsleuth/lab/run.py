@@ -1,8 +1,12 @@
 """Run lab cases: build the lab, start churn (and faults), drive the watch
 engine against the containers, and summarise what the store recorded.
 
-``run_case`` is one case; ``compare`` runs the unpinned, pinned (and
-arp_notify) cases with identical churn and duration.
+:func:`lab_session` builds a lab with its probing targets — veth
+"containers" (namespaces), or with ``engine="docker"`` a throwaway dockerd on
+the lab bridge with a real probe container — and keeps it for as many
+phases as needed (the demo watches twice). :func:`watch_phase` is one
+phase; :func:`run_case` is one case; :func:`compare` runs the unpinned,
+pinned (and arp_notify) cases with identical churn and duration.
 """
 
 from __future__ import annotations
@@ -14,17 +18,27 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from netsleuth.errors import InvalidArgument
 from netsleuth.lab.churn import Churn
 from netsleuth.lab.faults import NatFlap, UpstreamLoss
 from netsleuth.lab.summary import CaseResult, summarize_case
 from netsleuth.lab.topology import LabConfig, LabTopology, build_lab
+from netsleuth.netns import netns_path
 from netsleuth.store import Store
 from netsleuth.watch import LiveStats, WatchConfig, WatchEngine
 
-__all__ = ["CASES", "LabOptions", "Progress", "compare", "run_case", "watch_phase"]
+__all__ = [
+    "CASES",
+    "LabOptions",
+    "LabSession",
+    "Progress",
+    "compare",
+    "lab_session",
+    "run_case",
+    "watch_phase",
+]
 
 CaseName = Literal["unpinned", "pinned", "arp_notify"]
 CASES: tuple[CaseName, ...] = ("unpinned", "pinned", "arp_notify")
@@ -32,11 +46,14 @@ CASES: tuple[CaseName, ...] = ("unpinned", "pinned", "arp_notify")
 # (case name, elapsed s, planned s, stats) -> None
 Progress = Callable[[str, float, float, LiveStats], None]
 
+CHURN_DELAY = 1.0  # containers are up and probing before the first port joins
+
 
 @dataclass(frozen=True, slots=True)
 class LabOptions:
     pin_mac: bool = False
     arp_notify: bool = False
+    engine: Literal["veth", "docker"] = "veth"
     churn: Literal["veth", "none"] = "veth"
     churn_mac: Literal["random", "low"] = "random"
     containers: int = 1
@@ -62,6 +79,10 @@ class LabOptions:
             raise InvalidArgument("--t-in must be > 0 and --t-out >= 0")
         if not 0 < self.loss_percent <= 100:
             raise InvalidArgument(f"--loss {self.loss_percent}: use 1 to 100 (%)")
+        if self.engine == "docker" and self.churn_mac != "random":
+            raise InvalidArgument(
+                "--churn-mac low needs --engine veth: Docker picks its containers' MACs itself"
+            )
 
     def for_case(self, case: CaseName) -> LabOptions:
         return replace(self, pin_mac=case == "pinned", arp_notify=case == "arp_notify")
@@ -73,6 +94,45 @@ class LabOptions:
         return "arp_notify" if self.arp_notify else "unpinned"
 
 
+@dataclass(frozen=True, slots=True)
+class LabSession:
+    """A built lab and where to probe from."""
+
+    topo: LabTopology
+    targets: tuple[str, ...]  # the probing containers, then "host" as the control
+    probe_paths: tuple[str, ...]  # their network namespaces
+    docker_hosts: tuple[str, ...] = ()
+
+    @property
+    def engine(self) -> str:
+        return "docker" if self.docker_hosts else "veth"
+
+
+@contextlib.contextmanager
+def lab_session(opts: LabOptions, seed: int) -> Iterator[LabSession]:
+    docker = opts.engine == "docker"
+    config = LabConfig(
+        containers=0 if docker else opts.containers,
+        pin_mac=opts.pin_mac,
+        arp_notify=opts.arp_notify,
+        run_id=opts.run_id,
+        seed=seed,
+    )
+    with build_lab(config) as topo:
+        if not docker:
+            yield LabSession(
+                topo,
+                (*(f"netns:{ns}" for ns in topo.container_ns), "host"),
+                tuple(str(netns_path(ns)) for ns in topo.container_ns),
+            )
+            return
+        from netsleuth.lab.docker_engine import DockerEngine  # only Docker labs need it
+
+        with DockerEngine(topo) as engine:
+            probe = engine.start_probe_container()
+            yield LabSession(topo, (probe.target, "host"), (probe.netns_path,), (engine.host,))
+
+
 @contextlib.contextmanager
 def _store_path(opts: LabOptions, case: str) -> Iterator[Path]:
     if opts.store is not None:
@@ -82,20 +142,36 @@ def _store_path(opts: LabOptions, case: str) -> Iterator[Path]:
         yield Path(tmp) / f"{case}.sqlite"
 
 
-CHURN_DELAY = 1.0  # containers are up and probing before the first port joins
+class _Cycles(Protocol):
+    @property
+    def cycles(self) -> int: ...
 
 
 def _disturbances(
-    stack: contextlib.ExitStack, topo: LabTopology, opts: LabOptions, seed: int
-) -> Churn | None:
+    stack: contextlib.ExitStack, session: LabSession, opts: LabOptions, seed: int
+) -> _Cycles | None:
     """Start churn and faults on ``stack``; return the churn (for its count).
 
     Churn starts :data:`CHURN_DELAY` after the probes, as on a CI host where
     containers run before builds come and go: the container first learns
     its gateway's MAC with no churn port on the bridge.
     """
-    churn: Churn | None = None
-    if opts.churn == "veth":
+    topo = session.topo
+    churn: _Cycles | None = None
+    if opts.churn == "veth" and session.engine == "docker":
+        from netsleuth.lab.docker_engine import DockerChurn
+
+        churn = stack.enter_context(
+            DockerChurn(
+                topo,
+                t_in=opts.t_in,
+                t_out=opts.t_out,
+                duration=opts.duration,
+                seed=seed,
+                docker_host=session.docker_hosts[0],
+            )
+        )
+    elif opts.churn == "veth":
         churn = stack.enter_context(
             Churn(
                 topo,
@@ -115,7 +191,7 @@ def _disturbances(
 
 
 def watch_phase(
-    topo: LabTopology,
+    session: LabSession,
     opts: LabOptions,
     store_path: Path,
     name: str,
@@ -124,7 +200,9 @@ def watch_phase(
     progress: Progress | None = None,
 ) -> CaseResult:
     """Churn (and faults) for ``opts.duration`` on a built lab while the watch
-    engine probes from its containers; summarised from the store."""
+    engine probes from its containers and the host; summarised from the store
+    over the containers (the host is the control)."""
+    topo = session.topo
     started = time.monotonic()
     first_probe: list[float] = []
 
@@ -136,16 +214,17 @@ def watch_phase(
 
     engine = WatchEngine(
         WatchConfig(
-            # The host namespace probes too: the control group of `report`.
-            targets=(*(f"netns:{ns}" for ns in topo.container_ns), "host"),
+            targets=session.targets,
             probes=(f"dns:{topo.dns_server}/{topo.dns_name}/A",),
             rate=opts.rate,
             timeout=opts.timeout,
             duration=opts.duration,
             host_netns=topo.host_ns,
+            docker_hosts=session.docker_hosts,
             label=f"lab {name}",
             args={
                 "lab": name,
+                "engine": session.engine,
                 "churn": opts.churn,
                 "churn_mac": opts.churn_mac,
                 "fault": opts.fault,
@@ -156,7 +235,7 @@ def watch_phase(
         store_path,
     )
     with contextlib.ExitStack() as stack:
-        churn = _disturbances(stack, topo, opts, seed)
+        churn = _disturbances(stack, session, opts, seed)
         summary = engine.run(on_tick=tick, tick_interval=0.1)
     with Store(store_path) as store:
         result = summarize_case(
@@ -174,7 +253,7 @@ def watch_phase(
         store=str(store_path),
         run_id=summary.run_id,
         lab_id=topo.run_id,
-        extra={"worker": summary.worker_stats, "seed": seed},
+        extra={"worker": summary.worker_stats, "seed": seed, "engine": session.engine},
     )
 
 
@@ -183,15 +262,8 @@ def run_case(opts: LabOptions, progress: Progress | None = None) -> CaseResult:
     opts.validate()
     name = opts.case_name
     seed = opts.seed if opts.seed is not None else random.randrange(1 << 30)
-    config = LabConfig(
-        containers=opts.containers,
-        pin_mac=opts.pin_mac,
-        arp_notify=opts.arp_notify,
-        run_id=opts.run_id,
-        seed=seed,
-    )
-    with _store_path(opts, name) as store_path, build_lab(config) as topo:
-        result = watch_phase(topo, opts, store_path, name, seed, progress=progress)
+    with _store_path(opts, name) as store_path, lab_session(opts, seed) as session:
+        result = watch_phase(session, opts, store_path, name, seed, progress=progress)
     return result if opts.store is not None else replace(result, store="")
 
 

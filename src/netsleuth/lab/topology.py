@@ -23,7 +23,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -158,6 +158,10 @@ def clean_labs() -> list[str]:
     """Remove every lab whose owner is dead (after a crash or SIGKILL), and any
     namespace with the lab prefix that no live lab owns. Returns what went."""
     removed: list[str] = []
+    from netsleuth.docker.daemon import DOCKER_RUN_DIR, clean_stale_daemons
+
+    if DOCKER_RUN_DIR.is_dir():  # throwaway dockerds of dead docker labs go first
+        removed += [f"dockerd {d}" for d in clean_stale_daemons()]
     if LAB_STATE_DIR.is_dir():
         for state in sorted(LAB_STATE_DIR.glob("*.json")):
             try:
@@ -250,20 +254,20 @@ def _wait_dns(ns: str, server: str, name: str, deadline_s: float) -> None:
     raise NetsleuthError(f"dnsmasq in {ns} did not answer within {deadline_s:.0f} s ({last})")
 
 
-def wait_healthy(topo: LabTopology, timeout: float = 60.0, needed: int = 3) -> float | None:
-    """Seconds until every container got ``needed`` DNS answers in a row, or
-    None if that did not happen within ``timeout``."""
+def wait_healthy(
+    topo: LabTopology, paths: Sequence[str], timeout: float = 60.0, needed: int = 3
+) -> float | None:
+    """Seconds until every namespace in ``paths`` got ``needed`` DNS answers
+    in a row, or None if that did not happen within ``timeout``."""
     query = dns.message.make_query(topo.dns_name, dns.rdatatype.A)
     start = time.monotonic()
-    for ns in topo.container_ns:
+    for path in paths:
         streak = 0
         while streak < needed:
             if time.monotonic() - start > timeout:
                 return None
             try:
-                netns.run_in(
-                    netns.netns_path(ns), lambda: dns.query.udp(query, topo.dns_server, timeout=0.3)
-                )
+                netns.run_in(path, lambda: dns.query.udp(query, topo.dns_server, timeout=0.3))
                 streak += 1
             except (dns.exception.DNSException, OSError):
                 streak = 0
