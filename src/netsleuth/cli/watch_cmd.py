@@ -10,7 +10,12 @@ from typing import Any
 
 from rich.console import Console
 
-from netsleuth.cli._common import positive_float, positive_int, require_root
+from netsleuth.cli._common import (
+    add_probe_options,
+    positive_float,
+    positive_int,
+    require_root,
+)
 
 __all__ = ["add_parser"]
 
@@ -54,35 +59,7 @@ def add_parser(sub: Any) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--target",
-        action="append",
-        default=[],
-        metavar="TARGET",
-        help="where to probe from (repeatable; default: host)",
-    )
-    p.add_argument(
-        "--probe",
-        action="append",
-        default=[],
-        metavar="PROBE",
-        required=True,
-        help="what to probe (repeatable)",
-    )
-    p.add_argument(
-        "--rate",
-        type=positive_float,
-        default=10.0,
-        metavar="R",
-        help="attempts per second per probe (default 10)",
-    )
-    p.add_argument(
-        "--timeout",
-        type=positive_float,
-        default=1.0,
-        metavar="S",
-        help="seconds before an attempt counts as timed out (default 1)",
-    )
+    add_probe_options(p, rate=10.0, probe_required=True)
     p.add_argument(
         "--duration",
         type=positive_float,
@@ -91,27 +68,6 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--count", type=positive_int, metavar="N", help="stop after N attempts per probe"
-    )
-    p.add_argument(
-        "--store",
-        type=Path,
-        metavar="FILE",
-        help="SQLite store to append to (default: $NETSLEUTH_STORE, or "
-        "/var/lib/netsleuth/netsleuth.sqlite)",
-    )
-    p.add_argument(
-        "--docker-host",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="Docker daemon(s) for container targets and events, e.g. "
-        "unix:///run/docker-ci.sock (default socket if present)",
-    )
-    p.add_argument(
-        "--host-netns",
-        metavar="NAME",
-        help="namespace that plays the host (holds the bridges), e.g. a lab's "
-        "nsl-ID-host; default: this one",
     )
     p.add_argument(
         "--metrics",

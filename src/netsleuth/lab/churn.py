@@ -4,15 +4,14 @@ duration and owned by the context manager that starts it."""
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Literal
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from netsleuth.lab.background import BackgroundLoop
 from netsleuth.lab.topology import LabTopology, seeded_mac
 
 __all__ = ["Churn", "ChurnStep", "low_mac"]
@@ -34,7 +33,9 @@ class ChurnStep:
     mac: str
 
 
-class Churn:
+class Churn(BackgroundLoop):
+    name = "lab-churn"
+
     """Context manager running the churn loop in a thread it owns and joins.
 
     ``steps`` is the churn's own log of what it did (an independent record to
@@ -61,25 +62,7 @@ class Churn:
         self.delay = delay  # seconds before the first port joins, within ``duration``
         self.steps: list[ChurnStep] = []
         self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lab-churn")
-
-    def __enter__(self) -> Churn:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        super().__init__()
 
     @property
     def cycles(self) -> int:

@@ -43,6 +43,7 @@ from netsleuth.docker import (
     resolve_container,
 )
 from netsleuth.errors import InvalidArgument, NetsleuthError
+from netsleuth.lab.background import BackgroundLoop
 from netsleuth.lab.churn import ChurnStep
 from netsleuth.lab.topology import LabTopology
 
@@ -198,7 +199,7 @@ def set_port_mac(host_ns: str, container_netns: str, mac: str) -> str:
         return str(ipr.get_links(index)[0].get("ifname"))
 
 
-class DockerChurn:
+class DockerChurn(BackgroundLoop):
     """``docker run --rm IMAGE sleep T_IN`` in a bounded loop, ``t_out`` s
     apart, in a thread this context manager owns and joins — the same
     interface as the veth ``Churn``. ``steps`` logs each container's bridge
@@ -207,6 +208,8 @@ class DockerChurn:
     Docker gives its veths kernel-random MACs, so only ``mac="random"`` exists
     and ``seed`` (accepted for the veth churn's interface) changes nothing.
     """
+
+    name = "lab-docker-churn"
 
     def __init__(
         self,
@@ -238,22 +241,9 @@ class DockerChurn:
         self.steps: list[ChurnStep] = []
         self.error: BaseException | None = None
         self.runs = 0
-        self._stop = threading.Event()
         self._current: Any = None
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="lab-docker-churn")
-
-    def __enter__(self) -> DockerChurn:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        super().__init__()
 
     @property
     def cycles(self) -> int:
@@ -266,8 +256,7 @@ class DockerChurn:
             current = self._current
         if current is not None:
             self._kill(str(current))
-        if self._thread.is_alive():
-            self._thread.join()
+        super().stop()
 
     def _kill(self, container_id: str) -> None:
         import docker

@@ -6,9 +6,9 @@ this kernel has no netem). Each is a context manager owning its thread."""
 from __future__ import annotations
 
 import json
-import threading
 from types import TracebackType
 
+from netsleuth.lab.background import BackgroundLoop
 from netsleuth.lab.topology import NFT_TABLE, LabTopology, nat_ruleset, nft_apply
 
 __all__ = ["NatFlap", "UpstreamLoss"]
@@ -16,26 +16,17 @@ __all__ = ["NatFlap", "UpstreamLoss"]
 LOSS_TABLE = "netsleuth_loss"
 
 
-class NatFlap:
+class NatFlap(BackgroundLoop):
     """Delete the lab's NAT table for ``off`` seconds every ``period`` seconds."""
+
+    name = "lab-nat-flap"
 
     def __init__(self, topo: LabTopology, period: float = 6.0, off: float = 2.0) -> None:
         self.topo = topo
         self.period = period
         self.off = off
         self.flaps = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lab-nat-flap")
-
-    def __enter__(self) -> NatFlap:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        self._thread.join()
+        super().__init__()
 
     def _run(self) -> None:
         delete = json.dumps(
