@@ -35,8 +35,8 @@ class DependencyMissing(NetsleuthError):
 
     def __init__(self, program: str, package: str) -> None:
         super().__init__(
-            f"{program} is not installed; install the Debian package {package} "
-            "(scripts/setup does it)"
+            f"{program} is not on PATH; install the Debian package {package} "
+            "(scripts/setup does it), or add its directory (e.g. /usr/sbin) to PATH"
         )
         self.program = program
         self.package = package

@@ -31,8 +31,12 @@ def test_violation_when_entry_holds_a_mac_no_port_owns_then_recovery() -> None:
     host.links[1] = LinkInfo(1, "br0", BR_MAC, 0, "UP", 1500, "bridge")
     ev = inv.check()
     assert ev is not None and ev.kind == EventKind.INVARIANT_VIOLATED
-    assert ev.detail == {"gateway_mac": BR_MAC, "neigh_mac": "02:00:00:00:00:01",
-                         "bridge": "br0", "owned_by_port": False}
+    assert ev.detail == {
+        "gateway_mac": BR_MAC,
+        "neigh_mac": "02:00:00:00:00:01",
+        "bridge": "br0",
+        "owned_by_port": False,
+    }
     assert inv.check() is None  # no repeat while still violated
     inside.neigh["198.18.0.1"] = (BR_MAC, 0x02)
     rec = inv.check()

@@ -4,8 +4,18 @@ from netsleuth.events.nftables import summarize
 
 
 def test_nat_rule_is_flagged() -> None:
-    line = json.dumps({"add": {"rule": {"family": "ip", "table": "nat", "chain": "post",
-                                        "expr": [{"masquerade": None}]}}})
+    line = json.dumps(
+        {
+            "add": {
+                "rule": {
+                    "family": "ip",
+                    "table": "nat",
+                    "chain": "post",
+                    "expr": [{"masquerade": None}],
+                }
+            }
+        }
+    )
     d = summarize(line)
     assert d is not None and d["nat"] and d["op"] == "add" and d["object"] == "rule"
     assert d["summary"] == "add rule ip/nat/post"

@@ -36,11 +36,16 @@ def test_port_join_mac_change_and_leave() -> None:
     joined = state.on_link(LinkMsg(False, _veth(master=1)))
     assert kinds(joined) == ["port-joined"]
     assert joined[0].ifname == "vch1" and joined[0].subject == "br0"
-    changed = state.on_link(LinkMsg(False, LinkInfo(1, "br0", "02:00:00:00:00:01", 0, "UP",
-                                                    1500, "")))
+    changed = state.on_link(
+        LinkMsg(False, LinkInfo(1, "br0", "02:00:00:00:00:01", 0, "UP", 1500, ""))
+    )
     assert kinds(changed) == ["mac-changed"]
-    assert changed[0].detail == {"old": "aa:00:00:00:00:10", "new": "02:00:00:00:00:01",
-                                 "kind": "bridge", "addr_assign_type": 1}
+    assert changed[0].detail == {
+        "old": "aa:00:00:00:00:10",
+        "new": "02:00:00:00:00:01",
+        "kind": "bridge",
+        "addr_assign_type": 1,
+    }
     assert state.bridge_macs(1) == {"02:00:00:00:00:01"}
     left = state.on_link(LinkMsg(True, _veth(master=1)))
     assert kinds(left) == ["port-left", "link-removed"]

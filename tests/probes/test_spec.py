@@ -32,8 +32,16 @@ def test_text_is_canonical_and_round_trips() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["dns", "dns:", "dns:1.2.3.4/name/NOPE", "tcp:1.2.3.4", "tcp:1.2.3.4:99999",
-     "icmp:not-an-ip", "ftp:x", "dns:1.2.3.4/a/b/c"],
+    [
+        "dns",
+        "dns:",
+        "dns:1.2.3.4/name/NOPE",
+        "tcp:1.2.3.4",
+        "tcp:1.2.3.4:99999",
+        "icmp:not-an-ip",
+        "ftp:x",
+        "dns:1.2.3.4/a/b/c",
+    ],
 )
 def test_parse_invalid_says_what_is_wrong(text: str) -> None:
     with pytest.raises(InvalidArgument, match="probe"):
@@ -41,7 +49,9 @@ def test_parse_invalid_says_what_is_wrong(text: str) -> None:
 
 
 def test_resolv_conf_and_expansion_one_probe_per_server() -> None:
-    conf = "# comment\nsearch lab.test\nnameserver 198.18.255.2\nnameserver ::1\nnameserver 9.9.9.9\n"
+    conf = (
+        "# comment\nsearch lab.test\nnameserver 198.18.255.2\nnameserver ::1\nnameserver 9.9.9.9\n"
+    )
     assert parse_resolv_conf(conf) == ["198.18.255.2", "9.9.9.9"]
     specs = expand_dns_servers([parse_probe("dns:www.lab.test"), parse_probe("icmp:1.2.3.4")], conf)
     assert [s.text for s in specs] == [

@@ -15,9 +15,16 @@ from netsleuth.store import SCHEMA_VERSION, Store, StoreWriter
 
 
 def _probe(i: int, outcome: Outcome = Outcome.OK) -> ProbeResult:
-    return ProbeResult(1_000 + i, 2_000 + i, "netns:c0", "dns:198.18.255.2/www.lab.test/A",
-                       "198.18.255.2", outcome, 5_000 if outcome == Outcome.OK else None,
-                       "198.18.255.80" if outcome == Outcome.OK else "")
+    return ProbeResult(
+        1_000 + i,
+        2_000 + i,
+        "netns:c0",
+        "dns:198.18.255.2/www.lab.test/A",
+        "198.18.255.2",
+        outcome,
+        5_000 if outcome == Outcome.OK else None,
+        "198.18.255.80" if outcome == Outcome.OK else "",
+    )
 
 
 def test_round_trip_probes_events_facts(tmp_path: Path) -> None:
@@ -26,8 +33,11 @@ def test_round_trip_probes_events_facts(tmp_path: Path) -> None:
         run = store.begin_run("t", ["netns:c0"], {"rate": 20})
         writer = StoreWriter(path, run)
         writer.put_probes([_probe(0), _probe(1, Outcome.TIMEOUT), _probe(2)])
-        writer.put_event(NetEvent(1_001, 2_001, "host", EventKind.MAC_CHANGED, "br0", "",
-                                  {"old": "a", "new": "b"}))
+        writer.put_event(
+            NetEvent(
+                1_001, 2_001, "host", EventKind.MAC_CHANGED, "br0", "", {"old": "a", "new": "b"}
+            )
+        )
         writer.close()
         store.add_fact(run, "host", "bridge", "br0", {"pinned": False})
         store.end_run(run)

@@ -1,13 +1,131 @@
-"""`netsleuth capture`: not implemented yet (filed as its own issue)."""
+"""`netsleuth capture`: DNS and ARP frames on several interfaces in several
+namespaces at once, into one pcapng file for `netsleuth explain`."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
-from netsleuth.cli._common import not_implemented
+from netsleuth.cli._common import positive_float, positive_int, require_root
+from netsleuth.errors import InvalidArgument
+from netsleuth.packets.capture import CaptureResult, CaptureSpec, capture, lab_specs
+
+__all__ = ["add_parser", "parse_iface"]
+
+_ROLES = ("client", "bridge", "uplink")
+
+_DESCRIPTION = """\
+Capture DNS (UDP port 53) and ARP frames at once on every hop a container's
+query crosses — its veth or bridge port, the bridge, the uplink — each socket
+opened inside the interface's own network namespace, into one pcapng file
+(one interface block per interface, named, with its namespace and role).
+Then run `netsleuth explain FILE`.
+
+The bridge is not made promiscuous, and on an interface with the bridge
+role frames not for this host are left out (counted): a capture on the
+bridge shows what it handed up to the host, so a query sent to a stale
+gateway MAC is missing there, exactly as the host never saw it — even while
+a tcpdump elsewhere has made the bridge promiscuous.
+
+Pick the interfaces with --lab RUN_ID (a running `netsleuth lab`), or name
+them with --iface NETNS:IFNAME[:ROLE], repeated (NETNS "host" is this
+process's own namespace; ROLE is client, bridge or uplink and lets explain
+tell the hops apart without NAT). Needs root.
+
+examples:
+  netsleuth capture --lab 3fa2c1 --duration 60 -w lab.pcapng
+  netsleuth capture --iface host:veth1a2b:client --iface host:docker0:bridge \\
+      --iface host:eth0:uplink --count 10000 -w host.pcapng
+"""
+
+
+def parse_iface(text: str) -> CaptureSpec:
+    """``NETNS:IFNAME[:ROLE]`` → :class:`CaptureSpec` (``host`` = own namespace)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise InvalidArgument(
+            f"--iface {text!r}: write NETNS:IFNAME or NETNS:IFNAME:ROLE, e.g. host:eth0:uplink"
+        )
+    role = parts[2] if len(parts) == 3 else ""
+    if role and role not in _ROLES:
+        raise InvalidArgument(f"--iface {text!r}: ROLE must be one of {', '.join(_ROLES)}")
+    ns = "" if parts[0] == "host" else parts[0]
+    return CaptureSpec(ns, parts[1], role)
 
 
 def add_parser(sub: Any) -> None:
-    parser: argparse.ArgumentParser = sub.add_parser("capture", help="(not implemented yet)")
-    parser.set_defaults(handler=not_implemented("capture"))
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "capture",
+        help="capture DNS+ARP on a container's veth, the bridge and the uplink at once",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--lab", metavar="RUN_ID", help="capture the hops of a running lab")
+    where.add_argument(
+        "--iface",
+        action="append",
+        metavar="NETNS:IFNAME[:ROLE]",
+        help="an interface to capture on (repeat for each hop)",
+    )
+    parser.add_argument("-w", "--write", required=True, metavar="FILE", help="pcapng to write")
+    parser.add_argument("--duration", type=positive_float, metavar="SECONDS", help="stop after")
+    parser.add_argument("--count", type=positive_int, metavar="N", help="stop after N frames")
+    parser.add_argument("--json", action="store_true", help="machine-readable summary")
+    parser.set_defaults(handler=run)
+
+
+def _specs(args: argparse.Namespace) -> list[CaptureSpec]:
+    if args.lab:
+        from netsleuth.lab import load_topology
+
+        topo = load_topology(args.lab)
+        return lab_specs(topo.host_ns, list(topo.ports.values()), topo.bridge, topo.uplink)
+    return [parse_iface(text) for text in args.iface]
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.duration is None and args.count is None:
+        raise InvalidArgument("give --duration SECONDS or --count N so the capture ends")
+    specs = _specs(args)
+    require_root("capture")
+    result = capture(specs, args.write, duration=args.duration, count=args.count)
+    if args.json:
+        print(json.dumps(as_dict(result), indent=2))
+    else:
+        print(
+            f"wrote {result.frames} frames in {result.seconds:.1f} s to {result.path}"
+            + (" (interrupted)" if result.interrupted else "")
+        )
+        for c in result.interfaces:
+            role = f" ({c.spec.role})" if c.spec.role else ""
+            drops = f", {c.kernel_drops} dropped by the kernel" if c.kernel_drops else ""
+            if c.went_down:
+                drops += f", went down {c.went_down} time(s)"
+            if c.not_for_host:
+                drops += f", {c.not_for_host} not for this host left out (interface promiscuous)"
+            print(f"  {c.spec.label}{role}: {c.frames} frames{drops}")
+        print(f"next: netsleuth explain {result.path}")
+    return 0
+
+
+def as_dict(result: CaptureResult) -> dict[str, object]:
+    return {
+        "path": result.path,
+        "frames": result.frames,
+        "seconds": round(result.seconds, 3),
+        "interrupted": result.interrupted,
+        "interfaces": [
+            {
+                "netns": c.spec.netns or "host",
+                "ifname": c.spec.ifname,
+                "role": c.spec.role,
+                "frames": c.frames,
+                "kernel_drops": c.kernel_drops,
+                "not_for_host": c.not_for_host,
+                "went_down": c.went_down,
+            }
+            for c in result.interfaces
+        ],
+    }

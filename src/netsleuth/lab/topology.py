@@ -117,7 +117,7 @@ def check_requirements() -> None:
     if os.geteuid() != 0:
         raise NotPermitted("the lab builds network namespaces and needs root; run it with sudo")
     for program, package in _REQUIRED.items():
-        if shutil.which(program) is None and not Path(f"/usr/sbin/{program}").exists():
+        if shutil.which(program) is None:
             raise DependencyMissing(program, package)
 
 

@@ -81,7 +81,7 @@ def _errno_outcome(exc: OSError) -> int:
 class _Probe:
     """One expanded probe: its spec, schedule and per-kind send logic."""
 
-    __slots__ = ("index", "kind", "schedule", "sent", "spec", "template")
+    __slots__ = ("address", "index", "kind", "schedule", "sent", "spec", "tail")
 
     def __init__(self, index: int, spec: ProbeSpec, schedule: Schedule) -> None:
         self.index = index
@@ -89,10 +89,11 @@ class _Probe:
         self.kind = spec.kind
         self.schedule = schedule
         self.sent = 0
-        self.template = b""
+        self.address = (spec.server, spec.port or 53)
+        self.tail = b""  # the query after its 2-byte id
         if spec.kind == "dns":
             query = dns.message.make_query(spec.name, dns.rdatatype.from_text(spec.rdtype))
-            self.template = query.to_wire()
+            self.tail = query.to_wire()[2:]
 
 
 def _icmp_checksum(data: bytes) -> int:
@@ -154,17 +155,21 @@ class _Loop:
         self.deadlines.append((now + self.timeout_ns, fd, sock))
 
     def _send_dns(self, probe: _Probe, now: int) -> None:
+        # The hot path: one socket per query (a fresh source port, as a resolver
+        # library does), connected so ICMP errors come back as refused/unreachable.
         qid = self.rng.getrandbits(16)
-        wire = qid.to_bytes(2, "big") + probe.template[2:]
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
         try:
-            sock.connect((probe.spec.server, 53))
-            sock.send(wire)
+            sock.connect(probe.address)
+            sock.send(qid.to_bytes(2, "big") + probe.tail)
         except OSError as exc:
             sock.close()
             self.record(probe, now, _errno_outcome(exc), -1, "")
             return
-        self._track(sock, probe, qid, now, select.EPOLLIN)
+        fd = sock.fileno()
+        self.ep.register(fd, select.EPOLLIN)
+        self.inflight[fd] = (sock, probe, qid, now)
+        self.deadlines.append((now + self.timeout_ns, fd, sock))
 
     def _send_tcp(self, probe: _Probe, now: int) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
@@ -219,8 +224,7 @@ class _Loop:
 
     def _close(self, fd: int, sock: socket.socket) -> None:
         del self.inflight[fd]
-        self.ep.unregister(fd)
-        sock.close()
+        sock.close()  # closing the only reference also removes it from the epoll set
 
     def on_ready(self, fd: int) -> None:
         entry = self.inflight.get(fd)
@@ -232,7 +236,7 @@ class _Loop:
         try:
             if kind == "dns":
                 data = sock.recv(4096)
-                if len(data) < 12 or int.from_bytes(data[:2], "big") != token:
+                if len(data) < 12 or (data[0] << 8 | data[1]) != token:
                     return  # not ours; keep waiting for the real answer
                 outcome, answer = self._dns_answer(data)
             elif kind == "tcp":

@@ -1,0 +1,285 @@
+"""From plain data to an :class:`Analysis` (:func:`analyze_data`, pure), and
+the thin adapter that loads a selection of a store (:func:`analyze`)."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from netsleuth.analysis.control import MIN_ONSETS, data_notes, localise, target_stats
+from netsleuth.analysis.correlate import (
+    TIMESTAMP_TOLERANCE_NS,
+    AtRisk,
+    Correlation,
+    classify,
+    correlate,
+)
+from netsleuth.analysis.episodes import Episode, find_episodes, target_index
+from netsleuth.analysis.knowledge import decide
+from netsleuth.analysis.result import (
+    Analysis,
+    BridgeState,
+    EpisodeDetail,
+    TargetStats,
+    Timeline,
+)
+from netsleuth.model import EventKind, NetEvent
+from netsleuth.store import ProbeColumns, Series, Store
+
+__all__ = ["LOOKBACK_NS", "TIMELINE_BINS", "analyze", "analyze_data"]
+
+LOOKBACK_NS = 2_000_000_000
+"""How far before an onset events are listed with an episode (display only)."""
+
+TIMELINE_BINS = 400
+MAX_MARK_CLASSES = 6
+
+
+def analyze(
+    store: Store,
+    runs: Sequence[int] | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+) -> Analysis:
+    """Analyse the probes and events of ``runs`` (all if None) between
+    ``since_ns`` and ``until_ns`` (wall clock, ns)."""
+    cols = store.probe_columns(runs, since_ns, until_ns)
+    facts = store.facts(runs)
+    if since_ns is not None or until_ns is not None:
+        # keep the facts of the runs the time selection touches
+        touched = set(np.unique(cols.run).tolist())
+        facts = [f for f in facts if f["run"] in touched]
+    run_ids = tuple(runs) if runs else tuple(sorted(set(np.unique(cols.run).tolist())))
+    return analyze_data(
+        cols,
+        store.series(),
+        store.events(runs, since_ns, until_ns),
+        facts,
+        source=str(store.path),
+        runs=run_ids,
+    )
+
+
+def _bridge_states(
+    facts: Iterable[dict[str, Any]], events: Sequence[NetEvent]
+) -> list[BridgeState]:
+    latest: dict[str, dict[str, Any]] = {}
+    for f in sorted(facts, key=lambda f: int(f.get("wall_ns", 0))):
+        if f.get("kind") == "bridge" and isinstance(f.get("data"), dict):
+            latest[str(f["subject"])] = f["data"]
+    names = set(latest)
+    changes: dict[str, int] = defaultdict(int)
+    for ev in events:
+        if ev.kind in (EventKind.PORT_JOINED, EventKind.PORT_LEFT) and ev.subject:
+            names.add(ev.subject)
+    for ev in events:
+        if ev.kind is EventKind.MAC_CHANGED:
+            cls = classify(ev, names)
+            if cls is not None and cls.bridge:
+                names.add(cls.bridge)
+                changes[cls.bridge] += 1
+    states = []
+    for name in sorted(names):
+        d = latest.get(name, {})
+        aat = d.get("addr_assign_type")
+        pinned = d.get("pinned")
+        if pinned is None and aat is not None:
+            pinned = int(aat) == 3
+        arp = d.get("arp_notify")
+        states.append(
+            BridgeState(
+                name=name,
+                mac=d.get("mac"),
+                addr_assign_type=int(aat) if aat is not None else None,
+                pinned=bool(pinned) if pinned is not None else None,
+                arp_notify=int(arp) if arp is not None else None,
+                ports=tuple(str(p) for p in d.get("ports", ())),
+                mac_changes=changes.get(name, 0),
+            )
+        )
+    return states
+
+
+def _stale_intervals(events: Sequence[NetEvent]) -> dict[str, list[tuple[int, int]]]:
+    """Per target, the intervals its gateway entry held a MAC no port of the
+    bridge owns any more (open ones never end)."""
+    out: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    open_since: dict[str, int] = {}
+    for ev in events:
+        if ev.kind is EventKind.INVARIANT_VIOLATED:
+            out.setdefault(ev.netns, [])
+            if not ev.detail.get("owned_by_port"):  # an old MAC still on a port works
+                open_since.setdefault(ev.netns, ev.wall_ns)
+        elif ev.kind is EventKind.INVARIANT_RECOVERED:
+            start = open_since.pop(ev.netns, None)
+            out.setdefault(ev.netns, [])
+            if start is not None:
+                out[ev.netns].append((start, ev.wall_ns))
+    for target, start in open_since.items():
+        out[target].append((start, 2**63 - 1))
+    return out
+
+
+def _episode_details(
+    episodes: Sequence[Episode], events: Sequence[NetEvent], bridges: Iterable[str]
+) -> list[EpisodeDetail]:
+    labelled = [(ev.wall_ns, ev.netns, classify(ev, bridges)) for ev in events]
+    marks = [(t, ns, c.label) for t, ns, c in labelled if c is not None]
+    times = np.asarray([m[0] for m in marks], dtype=np.int64)
+    stale = _stale_intervals(events)
+    monitored = bool(stale)
+    by_target = {t: ([a for a, _ in iv], [b for _, b in iv]) for t, iv in stale.items()}
+    details = []
+    for ep in episodes:
+        lo = int(np.searchsorted(times, ep.start_ns - LOOKBACK_NS, side="left"))
+        hi = int(np.searchsorted(times, ep.start_ns + TIMESTAMP_TOLERANCE_NS, side="right"))
+        near = [
+            ((ep.start_ns - t) / 1e6, label)
+            for t, ns, label in marks[lo:hi]
+            if ns in ("host", ep.target) or not ns.startswith(("netns:", "pid:", "container:"))
+        ]
+        near.sort(key=lambda x: x[0])
+        gw: bool | None = None
+        if monitored and ep.target != "host":
+            # intervals of one target are disjoint and in order: check the last one
+            # that began before the episode ended
+            starts, ends = by_target.get(ep.target, ([], []))
+            i = bisect_right(starts, ep.end_ns) - 1
+            gw = i >= 0 and ends[i] >= ep.start_ns
+        details.append(EpisodeDetail(ep, tuple(near[:5]), gw))
+    return details
+
+
+def _timeline(
+    cols: ProbeColumns,
+    targets: Sequence[str],
+    tidx: np.ndarray[Any, np.dtype[np.int64]],
+    *,
+    events: Sequence[NetEvent],
+    correlations: Sequence[Correlation],
+    bridges: Iterable[str],
+) -> Timeline:
+    if len(cols) == 0:
+        return Timeline(0, 1, tuple(targets), (), (), ())
+    start = int(cols.wall_ns[0])
+    span = int(cols.wall_ns[-1]) - start + 1
+    bin_ns = max(1, -(-span // TIMELINE_BINS))
+    nbins = -(-span // bin_ns)
+    b = (cols.wall_ns - start) // bin_ns
+    failed = cols.failed
+    att_rows, fail_rows = [], []
+    for t in range(len(targets)):
+        m = tidx == t
+        att_rows.append(tuple(np.bincount(b[m], minlength=nbins).tolist()))
+        fail_rows.append(tuple(np.bincount(b[m & failed], minlength=nbins).tolist()))
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for ev in events:
+        c = classify(ev, bridges)
+        if c is not None:
+            by_label[c.label].append(ev.wall_ns)
+    ranked = [c.label for c in correlations if c.label in by_label]
+    ranked += sorted(
+        (lbl for lbl in by_label if lbl not in ranked), key=lambda k: -len(by_label[k])
+    )
+    marks = []
+    for lbl in ranked[:MAX_MARK_CLASSES]:
+        # one mark per time bin that saw events of the class, at the bin's centre
+        bins = np.unique((np.asarray(by_label[lbl], dtype=np.int64) - start) // bin_ns)
+        marks.append((lbl, tuple((start + bins * bin_ns + bin_ns // 2).tolist())))
+    return Timeline(start, bin_ns, tuple(targets), tuple(att_rows), tuple(fail_rows), tuple(marks))
+
+
+def analyze_data(
+    cols: ProbeColumns,
+    series: dict[int, Series],
+    events: Sequence[NetEvent],
+    facts: Sequence[dict[str, Any]] = (),
+    *,
+    source: str = "",
+    runs: Sequence[int] = (),
+) -> Analysis:
+    """The whole analysis on plain data (no I/O)."""
+    targets, tidx = target_index(cols, series)
+    episodes = find_episodes(cols, series)
+    failed = cols.failed
+    order = np.argsort(tidx, kind="stable")
+    bounds = np.searchsorted(tidx[order], np.arange(len(targets) + 1))
+    at_risk: list[AtRisk] = []
+    sustained: list[AtRisk] = []
+    singles = 0
+    counts: dict[str, tuple[int, int]] = {}
+    intervals: list[float] = []
+    for t, name in enumerate(targets):
+        rows = order[bounds[t] : bounds[t + 1]]
+        if rows.size == 0:
+            continue
+        wall = cols.wall_ns[rows]
+        f = failed[rows]
+        counts[name] = (int(rows.size), int(f.sum()))
+        prev_failed = np.concatenate(([False], f[:-1]))
+        next_failed = np.concatenate((f[1:], [False]))
+        risk = ~prev_failed
+        onset = f & risk
+        single = onset & ~next_failed
+        singles += int(single.sum())
+        # both views: every onset, and outages only (single lost probes left out)
+        at_risk.append(AtRisk(name, wall[risk], onset[risk]))
+        keep = risk & ~single
+        sustained.append(AtRisk(name, wall[keep], onset[keep]))
+        if rows.size > 1:
+            intervals.append(float(np.median(np.diff(wall))))
+    probe_interval = int(np.median(intervals)) if intervals else 0
+    span = int(cols.wall_ns[-1] - cols.wall_ns[0]) if len(cols) else 0
+    bridges = _bridge_states(facts, events)
+    bridge_names = [b.name for b in bridges]
+    # Single lost probes (one failed attempt between successes) are a different
+    # phenomenon from outages; when there are enough outages of two or more
+    # failed probes, only those are correlated. The choice depends on counts of
+    # failures only, never on events, so it does not bias the tests.
+    outages = len(episodes) - singles
+    use_sustained = singles > 0 and outages >= MIN_ONSETS
+    correlations = correlate(
+        sustained if use_sustained else at_risk,
+        events,
+        probe_interval_ns=probe_interval,
+        span_ns=span,
+        bridges=bridge_names,
+    )
+    stats: list[TargetStats] = target_stats(counts, episodes)
+    where, where_text = localise(stats)
+    details = _episode_details(episodes, events, bridge_names)
+    dns_only = all(s.probe.startswith(("dns:", "resolve:")) for s in series.values())
+    verdict = decide(correlations, bridges, where, details, dns_only=dns_only)
+    tied = any(c.significant for c in correlations)
+    notes = [where_text, *data_notes(stats, len(episodes), tied=tied)]
+    if use_sustained:
+        notes.append(
+            f"{singles} single lost probes count in the failure rates but are not correlated "
+            f"with events: the correlations use the {outages} outages of two or more failed "
+            "probes."
+        )
+    if episodes and not tied:
+        notes.append("No event class is significantly tied to the outages.")
+    return Analysis(
+        source=source,
+        runs=tuple(runs),
+        start_ns=int(cols.wall_ns[0]) if len(cols) else None,
+        end_ns=int(cols.wall_ns[-1]) if len(cols) else None,
+        probes=len(cols),
+        failed=int(failed.sum()),
+        probe_interval_s=probe_interval / 1e9 if probe_interval else None,
+        targets=tuple(stats),
+        episodes=tuple(details),
+        correlations=tuple(correlations),
+        bridges=tuple(bridges),
+        localisation=where,
+        notes=tuple(notes),
+        verdict=verdict,
+        timeline=_timeline(
+            cols, targets, tidx, events=events, correlations=correlations, bridges=bridge_names
+        ),
+    )

@@ -1,0 +1,104 @@
+"""The frozen result of an analysis: what the renderers receive."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netsleuth.analysis.correlate import Correlation
+from netsleuth.analysis.episodes import Episode
+
+__all__ = [
+    "Analysis",
+    "BridgeState",
+    "EpisodeDetail",
+    "TargetStats",
+    "Timeline",
+    "Verdict",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TargetStats:
+    """Failure rate of one target, with a 95 % Wilson interval."""
+
+    target: str
+    attempts: int
+    failed: int
+    rate: float
+    ci_low: float
+    ci_high: float
+    episodes: int
+    longest_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeState:
+    """What the store knows about one bridge: its last recorded facts and how
+    often its MAC changed in the selected data."""
+
+    name: str
+    mac: str | None
+    addr_assign_type: int | None
+    pinned: bool | None
+    arp_notify: int | None
+    ports: tuple[str, ...]
+    mac_changes: int
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeDetail:
+    """An episode with the events seen shortly before its onset
+    (``(ms before onset, label)``, nearest first) and whether the target's
+    gateway entry was stale during it (None when that was not monitored)."""
+
+    episode: Episode
+    before: tuple[tuple[float, str], ...]
+    gateway_stale: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The named cause (``cause`` is a short stable id) and what to do."""
+
+    cause: str
+    title: str
+    bridge: str | None
+    confidence: str
+    p_value: float | None
+    explanation: str
+    fix: str
+    evidence: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """Probe outcomes binned over time per target, and per event class the
+    centres of the time bins that saw such events."""
+
+    start_ns: int
+    bin_ns: int
+    targets: tuple[str, ...]
+    attempts: tuple[tuple[int, ...], ...]
+    failed: tuple[tuple[int, ...], ...]
+    marks: tuple[tuple[str, tuple[int, ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """Everything ``report`` shows, for one selection of a store."""
+
+    source: str
+    runs: tuple[int, ...]
+    start_ns: int | None
+    end_ns: int | None
+    probes: int
+    failed: int
+    probe_interval_s: float | None
+    targets: tuple[TargetStats, ...]
+    episodes: tuple[EpisodeDetail, ...]
+    correlations: tuple[Correlation, ...]
+    bridges: tuple[BridgeState, ...]
+    localisation: str
+    notes: tuple[str, ...]
+    verdict: Verdict
+    timeline: Timeline

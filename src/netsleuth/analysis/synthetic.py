@@ -1,0 +1,236 @@
+"""Synthetic stores modelled on the measured behaviour (for tests, benchmarks
+and trying the report without root).
+
+Each scenario probes from the host control and from namespaces at a fixed
+rate and produces the events ``watch`` would record. The mechanisms follow
+what was measured on real bridges: an unpinned bridge takes a joining port's
+lower MAC and gives it back when the port leaves; namespaces whose gateway
+entry holds the vanished MAC lose every query from 0-50 ms after the port
+left until their entry recovers. Scenarios:
+
+- ``flap``: unpinned bridge with port churn; outages after ports leave.
+- ``pinned``: the same churn on a pinned bridge; no MAC change, no outage.
+- ``quiet``: no churn, no outage.
+- ``upstream-loss``: unpinned bridge with churn and MAC changes, but queries
+  are lost at random upstream, in every target (the host too).
+- ``nat-flap``: unpinned churning bridge, but the outages come from the NAT
+  rule being removed now and then (recorded as firewall events, unless
+  ``record_firewall`` is False).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netsleuth.model import EventKind, NetEvent, Outcome, ProbeResult
+from netsleuth.store import Store, StoreWriter
+
+__all__ = ["SCENARIOS", "Synthetic", "generate", "write_store"]
+
+SCENARIOS = ("flap", "pinned", "quiet", "upstream-loss", "nat-flap")
+BRIDGE = "lbr0"
+SERVER = "198.18.255.2"
+PROBE = f"dns:{SERVER}/www.lab.test/A"
+_S = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Synthetic:
+    probes: list[ProbeResult]
+    events: list[NetEvent]
+    facts: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+    targets: tuple[str, ...] = ()
+
+
+def _ev(
+    t: int, netns: str, ev_kind: EventKind, ifname: str = "", subject: str = "", **d: Any
+) -> NetEvent:
+    return NetEvent(t, t, netns, ev_kind, ifname, subject, dict(d))
+
+
+def generate(
+    scenario: str,
+    *,
+    seconds: float = 60.0,
+    rate: float = 20.0,
+    namespaces: int = 2,
+    start_ns: int = 1_800_000_000 * _S,
+    seed: int = 1,
+    loss: float = 0.03,
+    record_firewall: bool = True,
+) -> Synthetic:
+    """Probe results, events and bridge facts of one scenario (deterministic per seed)."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}")
+    rnd = random.Random(seed)
+    end_ns = start_ns + int(seconds * _S)
+    spaces = [f"netns:lab{i}" for i in range(namespaces)]
+    targets = ("host", *spaces)
+    pinned = scenario == "pinned"
+    churn = scenario != "quiet"
+    events: list[NetEvent] = []
+    down: dict[str, list[tuple[int, int]]] = {t: [] for t in targets}
+    bridge_mac, low_mac = "02:00:00:00:10:00", "02:00:00:00:00:01"
+
+    # port churn: a port with a lower MAC joins for 2 s, leaves for 1 s
+    t = start_ns + _S // 2
+    cycle = 0
+    while churn and t < end_ns:
+        port = f"lv{cycle}"
+        events.append(_ev(t, "host", EventKind.PORT_JOINED, port, BRIDGE, mac=low_mac))
+        if not pinned:
+            events.append(
+                _ev(
+                    t + 1_000_000,
+                    "host",
+                    EventKind.MAC_CHANGED,
+                    BRIDGE,
+                    old=bridge_mac,
+                    new=low_mac,
+                    addr_assign_type=1,
+                    kind="bridge",
+                )
+            )
+        left = t + 2 * _S
+        if left >= end_ns:
+            break
+        events.append(_ev(left, "host", EventKind.PORT_LEFT, port, BRIDGE, mac=low_mac))
+        if not pinned:
+            events.append(
+                _ev(
+                    left + 500_000,
+                    "host",
+                    EventKind.MAC_CHANGED,
+                    BRIDGE,
+                    old=low_mac,
+                    new=bridge_mac,
+                    addr_assign_type=1,
+                    kind="bridge",
+                )
+            )
+        if scenario == "flap":
+            for ns in spaces:
+                onset = left + rnd.randrange(0, 50_000_000)
+                end = onset + _S
+                down[ns].append((onset, end))
+                events.append(
+                    _ev(
+                        onset,
+                        ns,
+                        EventKind.INVARIANT_VIOLATED,
+                        subject="198.18.0.1",
+                        gateway_mac=low_mac,
+                        neigh_mac=low_mac,
+                        bridge=BRIDGE,
+                        owned_by_port=False,
+                    )
+                )
+                events.append(
+                    _ev(
+                        end,
+                        ns,
+                        EventKind.INVARIANT_RECOVERED,
+                        subject="198.18.0.1",
+                        gateway_mac=bridge_mac,
+                        neigh_mac=bridge_mac,
+                        bridge=BRIDGE,
+                        owned_by_port=True,
+                    )
+                )
+        t += 3 * _S
+        cycle += 1
+
+    if scenario == "nat-flap":
+        t = start_ns + 2 * _S
+        while t < end_ns:
+            gone = t + 1_500_000_000
+            if record_firewall:
+                events.append(
+                    _ev(
+                        t,
+                        "host",
+                        EventKind.FIREWALL_CHANGED,
+                        summary="masquerade removed",
+                        nat=True,
+                    )
+                )
+                events.append(
+                    _ev(
+                        gone,
+                        "host",
+                        EventKind.FIREWALL_CHANGED,
+                        summary="masquerade added",
+                        nat=True,
+                    )
+                )
+            for ns in spaces:
+                down[ns].append((t + rnd.randrange(0, 30_000_000), gone))
+            t += 7 * _S + rnd.randrange(0, _S)
+
+    events.sort(key=lambda e: e.wall_ns)
+    step = int(_S / rate)
+    probes: list[ProbeResult] = []
+    for k, target in enumerate(targets):
+        spans = down[target]
+        i = 0
+        t = start_ns + k * step // len(targets)
+        while t < end_ns:
+            while i < len(spans) and spans[i][1] < t:
+                i += 1
+            failed = i < len(spans) and spans[i][0] <= t <= spans[i][1]
+            if scenario == "upstream-loss" and rnd.random() < loss:
+                failed = True
+            outcome = Outcome.TIMEOUT if failed else Outcome.OK
+            latency = None if failed else 300_000 + rnd.randrange(0, 200_000)
+            probes.append(
+                ProbeResult(
+                    t,
+                    t,
+                    target,
+                    PROBE,
+                    SERVER,
+                    outcome,
+                    latency,
+                    "198.18.255.10" if not failed else "",
+                )
+            )
+            t += step
+    probes.sort(key=lambda p: p.wall_ns)
+    facts = [
+        (
+            "host",
+            "bridge",
+            BRIDGE,
+            {
+                "mac": bridge_mac,
+                "addr_assign_type": 3 if pinned else 1,
+                "ports": ["veth-h0", "veth-h1"],
+                "arp_notify": 0,
+                "pinned": pinned,
+            },
+        )
+    ]
+    return Synthetic(probes, events, facts, targets)
+
+
+def write_store(path: str | Path, data: Synthetic, label: str = "synthetic") -> int:
+    """Append ``data`` to the store at ``path`` as one run; returns the run id."""
+    with Store(path, create=True) as store:
+        run = store.begin_run(label, list(data.targets), {"synthetic": True})
+        for netns, kind, subject, fact in data.facts:
+            store.add_fact(run, netns, kind, subject, fact)
+        writer = StoreWriter(path, run)
+        try:
+            for chunk in range(0, len(data.probes), 50_000):
+                writer.put_probes(data.probes[chunk : chunk + 50_000])
+            for ev in data.events:
+                writer.put_event(ev)
+        finally:
+            writer.close()
+        for netns, kind, subject, fact in data.facts:
+            store.add_fact(run, netns, kind, subject, fact)
+        store.end_run(run)
+    return run

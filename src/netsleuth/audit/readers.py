@@ -1,0 +1,717 @@
+"""Thin readers that fill a :class:`HostSnapshot` from the running system.
+
+Every reader takes its roots (``sys_root``, ``proc_root``, ``etc_root``,
+``lib_root``) so fixture trees work as well as the live system. Netlink
+(links with their kind, addresses, routes, neighbours) and the firewall
+programs are only used in live mode. Another namespace is read by a forked
+worker that enters it for good (sysfs remounted, ``/etc/netns/NAME`` bound
+over ``/etc``) and hands the snapshot back through a pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import pickle
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from netsleuth.audit.firewall import parse_iptables_save, parse_nft_json
+from netsleuth.audit.rtnl import count_neighbours, dump_links, netns_id
+from netsleuth.audit.snapshot import (
+    ADDR_SET,
+    Address,
+    ConntrackStats,
+    DockerDaemon,
+    Firewall,
+    HostSnapshot,
+    Link,
+    LinkPolicy,
+    NeighStats,
+    ResolverView,
+    Route,
+)
+from netsleuth.errors import NetsleuthError, TargetNotFound
+
+__all__ = [
+    "BridgeMacState",
+    "Roots",
+    "bridge_mac_state",
+    "read_docker_daemons",
+    "read_link_policies",
+    "read_resolver",
+    "read_snapshot",
+    "read_snapshot_in",
+    "read_sysfs_links",
+    "resolver_in",
+    "udev_running",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Roots:
+    """Where the readers look. The defaults are the live system."""
+
+    sys: Path = Path("/sys")
+    proc: Path = Path("/proc")
+    etc: Path = Path("/etc")
+    lib: Path = Path("/usr/lib")
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _read_int(path: Path, default: int = 0) -> int:
+    text = _read(path)
+    try:
+        return int(text) if text is not None else default
+    except ValueError:
+        return default
+
+
+# --- sysfs ---------------------------------------------------------------
+
+
+def read_sysfs_links(sys_root: Path, only: Iterable[str] | None = None) -> dict[str, Link]:
+    """Links as sysfs shows them (``addr_assign_type`` lives only here);
+    ``only`` limits the reading to those names."""
+    base = sys_root / "class" / "net"
+    links: dict[str, Link] = {}
+    try:
+        entries = sorted(only) if only is not None else sorted(os.listdir(base))
+    except OSError:
+        return links
+    for name in entries:
+        d = base / name
+        aat = _read(d / "addr_assign_type")
+        master = ""
+        with contextlib.suppress(OSError):
+            master = os.path.basename(os.readlink(d / "master"))
+        is_bridge = (d / "bridge").is_dir()
+        ifindex = _read_int(d / "ifindex")
+        iflink = _read_int(d / "iflink", ifindex)
+        if is_bridge:
+            kind = "bridge"
+        elif (d / "tun_flags").exists():
+            kind = "tun"
+        elif iflink != ifindex and not os.path.lexists(d / "device"):
+            kind = "veth"
+        else:
+            kind = ""
+        links[name] = Link(
+            name=name,
+            index=ifindex,
+            mac=(_read(d / "address") or "").lower(),
+            mtu=_read_int(d / "mtu"),
+            kind=kind,
+            master=master,
+            addr_assign_type=int(aat) if aat and aat.isdigit() else None,
+            operstate=_read(d / "operstate") or "",
+            stp_state=_read_int(d / "bridge" / "stp_state") if is_bridge else 0,
+            forward_delay_cs=_read_int(d / "bridge" / "forward_delay") if is_bridge else 0,
+        )
+    return links
+
+
+# --- procfs --------------------------------------------------------------
+
+
+def read_sysctls(proc_root: Path, ifnames: Iterable[str]) -> dict[str, str]:
+    """The sysctls the rules use; a key is absent when its file is."""
+    keys = [
+        "net.ipv4.ip_forward",
+        "net.ipv4.conf.all.rp_filter",
+        "net.ipv4.conf.all.arp_notify",
+        "net.ipv4.neigh.default.gc_thresh3",
+        "net.netfilter.nf_conntrack_count",
+        "net.netfilter.nf_conntrack_max",
+        "net.bridge.bridge-nf-call-iptables",
+    ]
+    for name in ifnames:
+        keys += [f"net.ipv4.conf.{name}.arp_notify", f"net.ipv4.conf.{name}.rp_filter"]
+    out = {}
+    for key in keys:
+        parts = key.split(".")
+        # Interface names may contain dots; they sit at index 3 of conf keys.
+        if parts[:3] == ["net", "ipv4", "conf"] and len(parts) > 5:
+            parts = [*parts[:3], ".".join(parts[3:-1]), parts[-1]]
+        value = _read(proc_root.joinpath("sys", *parts))
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _stat_columns(path: Path, columns: Iterable[str]) -> dict[str, int] | None:
+    """Sum per-CPU hex counters of a /proc/net/stat file."""
+    text = _read(path)
+    if not text:
+        return None
+    lines = text.splitlines()
+    header = lines[0].split()
+    sums = dict.fromkeys(columns, 0)
+    for line in lines[1:]:
+        values = line.split()
+        for col in sums:
+            if col in header and header.index(col) < len(values):
+                sums[col] += int(values[header.index(col)], 16)
+    return sums
+
+
+def read_conntrack(proc_root: Path, sysctls: dict[str, str]) -> ConntrackStats | None:
+    if "net.netfilter.nf_conntrack_max" not in sysctls:
+        return None
+    stats = _stat_columns(proc_root / "net" / "stat" / "nf_conntrack", ["insert_failed", "drop"])
+    stats = stats or {"insert_failed": 0, "drop": 0}
+    return ConntrackStats(
+        count=int(sysctls.get("net.netfilter.nf_conntrack_count", "0")),
+        max=int(sysctls["net.netfilter.nf_conntrack_max"]),
+        insert_failed=stats["insert_failed"],
+        drop=stats["drop"],
+    )
+
+
+def sample_conntrack(
+    proc_root: Path, first: ConntrackStats, seconds: float, sleep: Callable[[float], None]
+) -> ConntrackStats:
+    sleep(seconds)
+    later = _stat_columns(proc_root / "net" / "stat" / "nf_conntrack", ["insert_failed", "drop"])
+    if later is None:
+        return first
+    return replace(
+        first,
+        insert_failed_later=later["insert_failed"],
+        drop_later=later["drop"],
+        sample_seconds=seconds,
+    )
+
+
+def read_neigh(proc_root: Path, sysctls: dict[str, str], entries: int | None) -> NeighStats | None:
+    thresh = sysctls.get("net.ipv4.neigh.default.gc_thresh3")
+    if thresh is None:
+        return None
+    if entries is None:
+        arp = _read(proc_root / "net" / "arp")
+        entries = max(0, len(arp.splitlines()) - 1) if arp else 0
+    stats = _stat_columns(proc_root / "net" / "stat" / "arp_cache", ["table_fulls"]) or {}
+    return NeighStats(
+        entries=entries, gc_thresh3=int(thresh), table_fulls=stats.get("table_fulls", 0)
+    )
+
+
+DOCKER_EMBEDDED_DNS = "127.0.0.11"
+
+
+def _udp_listeners(proc_net: Path) -> tuple[str, ...]:
+    """Local addresses with a UDP socket bound on port 53. Docker's embedded
+    resolver binds 127.0.0.11 on a random port and DNATs port 53 to it, so
+    any UDP socket on 127.0.0.11 counts as serving it."""
+    found: set[str] = set()
+    for fname, family in (("udp", 4), ("udp6", 6)):
+        text = _read(proc_net / fname)
+        if not text:
+            continue
+        for line in text.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) < 2 or ":" not in fields[1]:
+                continue
+            hexaddr, hexport = fields[1].rsplit(":", 1)
+            raw = bytes.fromhex(hexaddr)
+            if family == 4:
+                addr = socket.inet_ntop(socket.AF_INET, raw[::-1])
+            else:
+                words = struct.unpack("<4I", raw)
+                addr = socket.inet_ntop(socket.AF_INET6, struct.pack(">4I", *words))
+            if int(hexport, 16) == 53 or addr == DOCKER_EMBEDDED_DNS:
+                found.add(str(ipaddress.ip_address(addr)))
+    return tuple(sorted(found))
+
+
+def _nameservers(text: str) -> tuple[str, ...]:
+    servers = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            servers.append(fields[1])
+    return tuple(servers)
+
+
+def read_resolver(scope: str, resolv_conf: Path, proc_net: Path) -> ResolverView | None:
+    text = _read(resolv_conf)
+    if text is None:
+        return None
+    return ResolverView(
+        scope=scope,
+        path=str(resolv_conf),
+        nameservers=_nameservers(text),
+        loopback_listeners=_udp_listeners(proc_net),
+    )
+
+
+# --- udev ----------------------------------------------------------------
+
+
+def udev_running(proc_root: Path) -> bool:
+    try:
+        pids = [p for p in os.listdir(proc_root) if p.isdigit()]
+    except OSError:
+        return False
+    return any(_read(proc_root / pid / "comm") in {"systemd-udevd", "udevd"} for pid in pids)
+
+
+def _ini(text: str) -> dict[str, dict[str, str]]:
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+        elif "=" in line and current is not None:
+            key, value = line.split("=", 1)
+            current[key.strip()] = value.strip()
+    return sections
+
+
+def read_link_policies(etc_root: Path, lib_root: Path, run_root: Path) -> tuple[LinkPolicy, ...]:
+    """systemd ``.link`` files in udev's order (etc over run over lib, then
+    by file name); the first one matching bridges is the one udev applies."""
+    chosen: dict[str, Path] = {}
+    for d in (lib_root / "systemd" / "network", run_root / "systemd" / "network"):
+        for p in sorted(d.glob("*.link")) if d.is_dir() else []:
+            chosen[p.name] = p
+    etc_dir = etc_root / "systemd" / "network"
+    for p in sorted(etc_dir.glob("*.link")) if etc_dir.is_dir() else []:
+        chosen[p.name] = p
+    out = []
+    for name in sorted(chosen):
+        text = _read(chosen[name])
+        if text is None:
+            continue
+        sections = _ini(text)
+        policy = sections.get("Link", {}).get("MACAddressPolicy", "")
+        match = sections.get("Match", {})
+        types = match.get("Type", "").split()
+        matches = (
+            not match
+            or "bridge" in types
+            or (not types and match.get("OriginalName", "").strip() == "*")
+        )
+        out.append(LinkPolicy(path=str(chosen[name]), policy=policy, matches_bridges=matches))
+    return tuple(out)
+
+
+# --- Docker --------------------------------------------------------------
+
+
+def _option(argv: list[str], names: tuple[str, ...]) -> str:
+    for i, arg in enumerate(argv):
+        for name in names:
+            if arg == name and i + 1 < len(argv):
+                return argv[i + 1]
+            if name.startswith("--") and arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
+            if not name.startswith("--") and arg.startswith(name) and len(arg) > len(name):
+                return arg[len(name) :].lstrip("=")
+    return ""
+
+
+def _docker_networks(argv: list[str]) -> tuple[str, ...]:
+    """Bridge names of the daemon's networks, when its API answers quickly."""
+    host = _option(argv, ("-H", "--host")) or "unix:///var/run/docker.sock"
+    if not host.startswith("unix://") or not Path(host[len("unix://") :]).exists():
+        return ()
+    try:
+        import docker
+
+        client = docker.DockerClient(base_url=host, timeout=2)
+        try:
+            nets = client.networks.list()
+            names = []
+            for net in nets:
+                opts = net.attrs.get("Options") or {}
+                name = opts.get("com.docker.network.bridge.name")
+                if name:
+                    names.append(str(name))
+            return tuple(sorted(names))
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - any API failure only hides optional evidence
+        return ()
+
+
+def read_docker_daemons(
+    proc_root: Path,
+    etc_root: Path,
+    netns_inode: int | None,
+    query_api: bool = True,
+) -> tuple[DockerDaemon, ...]:
+    """Running dockerd processes in the namespace with inode ``netns_inode``
+    (any namespace when None), with the bridge they were told to use."""
+    out = []
+    try:
+        pids = sorted(int(p) for p in os.listdir(proc_root) if p.isdigit())
+    except OSError:
+        return ()
+    for pid in pids:
+        try:
+            raw = (proc_root / str(pid) / "cmdline").read_bytes()
+        except OSError:
+            continue
+        argv = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+        if not argv or os.path.basename(argv[0]) != "dockerd":
+            continue
+        if netns_inode is not None:
+            try:
+                if os.stat(proc_root / str(pid) / "ns" / "net").st_ino != netns_inode:
+                    continue
+            except OSError:
+                continue
+        bridge = _option(argv, ("--bridge", "-b"))
+        source = "--bridge" if bridge else ""
+        if not bridge:
+            cfg = _option(argv, ("--config-file",)) or str(etc_root / "docker" / "daemon.json")
+            cfg_path = Path(cfg)
+            if cfg.startswith("/etc/") and etc_root != Path("/etc"):
+                cfg_path = etc_root / cfg[len("/etc/") :]
+            text = _read(cfg_path)
+            if text:
+                try:
+                    bridge = str(json.loads(text).get("bridge") or "")
+                except (ValueError, AttributeError):
+                    bridge = ""
+                source = f"{cfg_path} bridge" if bridge else ""
+        if bridge == "none":
+            bridge, source = "", ""
+        nets = _docker_networks(argv) if query_api else ()
+        out.append(
+            DockerDaemon(
+                pid=pid,
+                argv=tuple(argv),
+                bridge=bridge,
+                bridge_source=source,
+                network_bridges=nets,
+            )
+        )
+    return tuple(out)
+
+
+# --- netlink and firewall (live only) -----------------------------------
+
+
+def _netlink(sys_root: Path) -> tuple[list[Link], list[Address], list[Route], int]:
+    """Links from a raw rtnetlink dump (plus sysfs for the bridges),
+    addresses and routes from pyroute2, and the IPv4 neighbour count."""
+    from pyroute2 import IPRoute
+
+    raw = dump_links()
+    names = {r.index: r.name for r in raw}
+    bridges = read_sysfs_links(sys_root, [r.name for r in raw if r.kind == "bridge"])
+    out_links = []
+    for r in raw:
+        base = bridges.get(r.name)
+        out_links.append(
+            Link(
+                name=r.name,
+                index=r.index,
+                mac=r.mac,
+                mtu=r.mtu,
+                kind=r.kind,
+                master=names.get(r.master, "") if r.master else "",
+                addr_assign_type=base.addr_assign_type if base else None,
+                operstate=r.operstate,
+                peer_netnsid=r.netnsid,
+                stp_state=base.stp_state if base else 0,
+                forward_delay_cs=base.forward_delay_cs if base else 0,
+            )
+        )
+    with IPRoute() as ipr:
+        raw_addrs = ipr.get_addr()
+        raw_routes = ipr.get_routes(table=254)
+    addrs = [
+        Address(
+            ifname=names.get(a["index"], "") or "",
+            address=a.get("address"),
+            prefixlen=a["prefixlen"],
+        )
+        for a in raw_addrs
+        if a.get("address")
+    ]
+    routes = []
+    for r in raw_routes:
+        if r["type"] != 1:  # unicast only
+            continue
+        fam = r["family"]
+        dst = r.get("dst") or ("0.0.0.0" if fam == socket.AF_INET else "::")
+        oif = r.get("oif")
+        if oif is None and r.get("multipath"):
+            oif = r.get("multipath")[0]["oif"]
+        routes.append(
+            Route(
+                dst=f"{dst}/{r['dst_len']}",
+                ifname=names.get(oif, "") or "",
+                gateway=r.get("gateway") or "",
+                proto=str(r.get("proto", "")),
+            )
+        )
+    return out_links, addrs, routes, count_neighbours(socket.AF_INET)
+
+
+def _run(argv: list[str], timeout: float = 10.0) -> str | None:
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def read_firewall() -> Firewall:
+    """nftables (JSON) and iptables-save (nft and legacy backends)."""
+    backends: list[str] = []
+    nat, fwd = [], []
+    nft = _run(["nft", "-j", "list", "ruleset"])
+    if nft is not None:
+        backends.append("nftables")
+        try:
+            n, f = parse_nft_json(json.loads(nft))
+        except ValueError:
+            n, f = [], []
+        nat += n
+        fwd += f
+    for prog, label in (("iptables-legacy-save", "iptables-legacy"), ("iptables-save", "iptables")):
+        text = _run([prog])
+        if text and "*" in text:
+            n, f = parse_iptables_save(text, label)
+            if n or f or text.count("-A "):
+                backends.append(label)
+            nat += n
+            fwd += f
+    return Firewall(
+        backends=tuple(backends),
+        nat_rules=tuple(nat),
+        forward_chains=tuple(fwd),
+        readable=bool(backends) or nft is not None,
+    )
+
+
+# --- assembling ----------------------------------------------------------
+
+
+def read_snapshot(
+    netns: str = "host",
+    roots: Roots | None = None,
+    *,
+    live: bool = True,
+    namespaces: Iterable[str] = (),
+    conntrack_sample: float = 0.0,
+    query_docker_api: bool = True,
+    resolv_conf: Path | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> HostSnapshot:
+    """Read the namespace this process is in. ``live=False`` reads only the
+    trees under ``roots`` (fixtures); ``namespaces`` adds the resolv.conf
+    view of those named namespaces (host mode)."""
+    roots = roots or Roots()
+    addrs: list[Address] = []
+    routes: list[Route] = []
+    neigh_entries: int | None = None
+    if live:
+        link_list, addrs, routes, neigh_entries = _netlink(roots.sys)
+    else:
+        link_list = list(read_sysfs_links(roots.sys).values())
+    names = [link.name for link in link_list if link.kind == "bridge"] + ["default"]
+    sysctls = read_sysctls(roots.proc, names)
+    conntrack = read_conntrack(roots.proc, sysctls)
+    if conntrack is not None and conntrack_sample > 0:
+        conntrack = sample_conntrack(roots.proc, conntrack, conntrack_sample, sleep)
+    resolvers = []
+    conf = resolv_conf or roots.etc / "resolv.conf"
+    proc_net = roots.proc / ("thread-self/net" if live else "net")
+    own = read_resolver(netns, conf, proc_net)
+    if own is not None:
+        resolvers.append(own)
+    for name in namespaces:
+        view = _resolver_of_named(name, roots)
+        if view is not None:
+            resolvers.append(view)
+    inode: int | None = None
+    if live:
+        try:
+            inode = os.stat(roots.proc / "thread-self" / "ns" / "net").st_ino
+        except OSError:
+            inode = None
+    return HostSnapshot(
+        netns=netns,
+        links=tuple(link_list),
+        addresses=tuple(addrs),
+        routes=tuple(routes),
+        sysctls=sysctls,
+        conntrack=conntrack,
+        neigh=read_neigh(roots.proc, sysctls, neigh_entries),
+        firewall=read_firewall() if live else Firewall(readable=False),
+        resolvers=tuple(resolvers),
+        docker=read_docker_daemons(roots.proc, roots.etc, inode, query_docker_api and live),
+        link_policies=read_link_policies(roots.etc, roots.lib, roots.proc.parent / "run"),
+        udev_running=udev_running(roots.proc),
+        peer_namespaces=_peer_namespaces(link_list) if live else {},
+    )
+
+
+def _peer_namespaces(links: list[Link]) -> dict[int, str]:
+    """Names of the named namespaces that veth peers live in."""
+    from netsleuth.netns import list_named, netns_path
+
+    wanted = {link.peer_netnsid for link in links if link.peer_netnsid is not None}
+    found: dict[int, str] = {}
+    for name in list_named() if wanted else []:
+        nsid = netns_id(str(netns_path(name)))
+        if nsid in wanted:
+            found[nsid] = f"netns {name}"
+            if len(found) == len(wanted):
+                break
+    return found
+
+
+def _resolver_of_named(name: str, roots: Roots) -> ResolverView | None:
+    """resolv.conf of a named namespace (its /etc/netns file or the host's)."""
+    from netsleuth.netns import netns_path
+
+    own = roots.etc / "netns" / name / "resolv.conf"
+    conf = own if own.exists() else roots.etc / "resolv.conf"
+    return resolver_in(netns_path(name), f"netns {name}", conf)
+
+
+def resolver_in(path: str | Path, scope: str, resolv_conf: Path) -> ResolverView | None:
+    """A resolv.conf and the UDP/53 listeners of the namespace at ``path``
+    (read by a thread inside it); None if the namespace is gone."""
+    from netsleuth.netns import run_in
+
+    try:
+        return run_in(
+            path, lambda: read_resolver(scope, resolv_conf, Path("/proc/thread-self/net"))
+        )
+    except (OSError, NetsleuthError):
+        return None
+
+
+def read_snapshot_in(
+    path: str | Path,
+    label: str,
+    *,
+    name: str | None = None,
+    conntrack_sample: float = 0.0,
+    resolv_conf: Path | None = None,
+    timeout: float = 60.0,
+) -> HostSnapshot:
+    """Read another namespace in a forked worker that enters it for good."""
+    from netsleuth.netns import enter_for_good
+
+    if not Path(path).exists():
+        raise TargetNotFound(f"network namespace {path} does not exist; see `ip netns list`")
+    snap: HostSnapshot = _in_worker(
+        lambda: read_snapshot(
+            label,
+            conntrack_sample=conntrack_sample,
+            query_docker_api=False,
+            resolv_conf=resolv_conf,
+        ),
+        lambda: enter_for_good(path, name),
+        timeout,
+    )
+    return snap
+
+
+def _in_worker(func: Callable[[], Any], enter: Callable[[], None], timeout: float) -> Any:
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # worker: enter, compute, send, exit without cleanup handlers
+        code = 0
+        try:
+            os.close(rfd)
+            enter()
+            payload = pickle.dumps(("ok", func()))
+        except BaseException as exc:  # noqa: BLE001 - handed back to the parent
+            kind = "missing" if isinstance(exc, TargetNotFound) else "error"
+            message = str(exc) if isinstance(exc, NetsleuthError) else repr(exc)
+            payload = pickle.dumps((kind, message))
+            code = 1
+        try:
+            with os.fdopen(wfd, "wb") as out:
+                out.write(payload)
+        finally:
+            os._exit(code)
+    os.close(wfd)
+    deadline = time.monotonic() + timeout
+    chunks = []
+    timed_out = False
+    with os.fdopen(rfd, "rb", buffering=0) as src:
+        while True:
+            remaining = deadline - time.monotonic()
+            ready = select.select([src], [], [], max(0.0, remaining))[0] if remaining > 0 else []
+            if not ready:
+                timed_out = True
+                os.kill(pid, signal.SIGKILL)  # our own worker, by PID
+                break
+            chunk = src.read(1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    os.waitpid(pid, 0)
+    if timed_out:
+        raise NetsleuthError(f"reading the namespace took longer than {timeout:g} s; try again")
+    status, value = pickle.loads(b"".join(chunks)) if chunks else ("error", "worker died")
+    if status == "missing":
+        raise TargetNotFound(value)
+    if status != "ok":
+        raise NetsleuthError(f"reading the namespace failed: {value}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeMacState:
+    bridge: str
+    mac: str
+    addr_assign_type: int
+
+    @property
+    def pinned(self) -> bool:
+        return self.addr_assign_type == ADDR_SET
+
+
+def bridge_mac_state(netns: str | Path | None, bridge: str) -> BridgeMacState:
+    """MAC and ``addr_assign_type`` of a bridge in a namespace (None: this
+    one). A named namespace or a path such as ``/proc/PID/ns/net``."""
+
+    def read() -> BridgeMacState:
+        d = Path("/sys/class/net") / bridge
+        mac, aat = _read(d / "address"), _read(d / "addr_assign_type")
+        if mac is None or aat is None:
+            raise TargetNotFound(f"no interface {bridge} here; check the name with `ip link`")
+        return BridgeMacState(bridge=bridge, mac=mac.lower(), addr_assign_type=int(aat))
+
+    if netns is None:
+        return read()
+    from netsleuth.netns import enter_for_good, netns_path
+
+    path = Path(netns) if "/" in str(netns) else netns_path(str(netns))
+    if not path.exists():
+        raise TargetNotFound(f"network namespace {netns} does not exist; see `ip netns list`")
+    result: BridgeMacState = _in_worker(read, lambda: enter_for_good(path), 10.0)
+    return result

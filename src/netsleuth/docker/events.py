@@ -1,0 +1,214 @@
+"""Docker events as :class:`~netsleuth.model.NetEvent`: one reader thread per
+daemon, owned and joined by :class:`DockerEventSource`.
+
+Each Engine API event (``/events``) becomes ``NetEvent(kind=DOCKER,
+netns="host", subject=<container name>, detail={"action", "id", "image",
+"daemon", "type", ...})``, stamped with the daemon's own nanosecond time and
+the matching CLOCK_MONOTONIC instant. A stream that ends while the source is
+running (the daemon stopped) yields one ``NOTE`` event saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from netsleuth.model import EventKind, NetEvent
+
+__all__ = ["DEFAULT_TYPES", "Clock", "DockerEventSource", "event_from_docker"]
+
+DEFAULT_TYPES = ("container", "network")
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """Wall and monotonic clocks in ns; injectable in tests."""
+
+    wall_ns: Callable[[], int] = time.time_ns
+    mono_ns: Callable[[], int] = time.monotonic_ns
+
+
+def event_from_docker(
+    raw: Mapping[str, Any],
+    daemon: str,
+    *,
+    wall_now_ns: int,
+    mono_now_ns: int,
+    names: Mapping[str, str] | None = None,
+) -> NetEvent | None:
+    """Pure: one decoded Engine API event → NetEvent (None if it is not an
+    event). ``daemon`` is the daemon's address; the ``*_now_ns`` pair maps the
+    daemon's wall time onto the monotonic clock. Network connect/disconnect
+    events carry only the container's ID: ``names`` (ID → name, from earlier
+    container events) turns it into the name."""
+    action = str(raw.get("Action") or raw.get("status") or "")
+    if not action:
+        return None
+    etype = str(raw.get("Type") or "container")
+    actor = raw.get("Actor") or {}
+    attrs: Mapping[str, Any] = actor.get("Attributes") or {}
+    actor_id = str(actor.get("ID") or raw.get("id") or "")
+    wall = raw.get("timeNano")
+    if wall is None:
+        wall = int(raw.get("time", 0)) * 1_000_000_000
+    wall = int(wall) if wall else wall_now_ns
+    mono = mono_now_ns - (wall_now_ns - wall)
+    detail: dict[str, Any] = {"action": action, "type": etype, "daemon": daemon}
+    if etype == "network":
+        # connect/disconnect: the actor is the network, the container is an attribute.
+        container_id = str(attrs.get("container", ""))
+        detail |= {
+            "id": container_id,
+            "image": "",
+            "network": str(attrs.get("name", "")),
+            "network_id": actor_id,
+        }
+        subject = (names or {}).get(container_id) or container_id[:12]
+    else:
+        detail |= {"id": actor_id, "image": str(attrs.get("image") or raw.get("from") or "")}
+        subject = str(attrs.get("name") or actor_id[:12])
+        if "exitCode" in attrs:
+            detail["exit_code"] = int(attrs["exitCode"])
+        if "signal" in attrs:
+            detail["signal"] = str(attrs["signal"])
+    return NetEvent(
+        wall_ns=wall,
+        mono_ns=mono,
+        netns="host",
+        kind=EventKind.DOCKER,
+        subject=subject,
+        detail=detail,
+    )
+
+
+class DockerEventSource:
+    """Follow the events of one or more daemons and hand each to ``sink``.
+
+    ``start()`` subscribes to every daemon before it returns (no event after
+    it is missed), then one thread per daemon reads its stream; ``stop()``
+    closes the streams and joins the threads (bounded by ``join_timeout``).
+    Use as a context manager. ``sink`` is called from the reader threads;
+    exceptions it raises end that reader and are kept in ``errors``.
+    """
+
+    def __init__(
+        self,
+        hosts: Sequence[str],
+        sink: Callable[[NetEvent], None],
+        *,
+        types: Sequence[str] = DEFAULT_TYPES,
+        clock: Clock | None = None,
+        client_factory: Callable[[str], Any] | None = None,
+        join_timeout: float = 5.0,
+    ) -> None:
+        self.hosts = list(hosts)
+        self._sink = sink
+        self._types = list(types)
+        self._clock = clock or Clock()
+        self._factory = client_factory or _default_client
+        self._join_timeout = join_timeout
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._streams: list[Any] = []
+        self._clients: list[Any] = []
+        self.errors: list[str] = []
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> DockerEventSource:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        try:
+            for host in self.hosts:
+                client = self._factory(host)
+                self._clients.append(client)
+                filters = {"type": self._types} if self._types else None
+                stream = client.api.events(decode=True, filters=filters)
+                self._streams.append(stream)
+                thread = threading.Thread(
+                    target=self._read, args=(host, stream), name=f"docker-events:{host}"
+                )
+                self._threads.append(thread)
+        except BaseException:
+            self.stop()
+            raise
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for stream in self._streams:
+            with contextlib.suppress(Exception):  # already closed by the daemon
+                stream.close()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(self._join_timeout)
+        for client in self._clients:
+            with contextlib.suppress(Exception):
+                client.close()
+        self._streams.clear()
+        self._clients.clear()
+        self._threads.clear()
+
+    def _read(self, host: str, stream: Any) -> None:
+        reason = "stream ended"
+        names: dict[str, str] = {}
+        try:
+            for raw in stream:
+                if self._stopping.is_set():
+                    return
+                event = event_from_docker(
+                    raw,
+                    host,
+                    wall_now_ns=self._clock.wall_ns(),
+                    mono_now_ns=self._clock.mono_ns(),
+                    names=names,
+                )
+                if event is not None:
+                    if event.detail["type"] == "container":
+                        if event.detail["action"] == "destroy":
+                            names.pop(event.detail["id"], None)
+                        else:
+                            names[event.detail["id"]] = event.subject
+                    with self._lock:
+                        self.count += 1
+                    self._sink(event)
+        except Exception as exc:  # noqa: BLE001  (a dying daemon resets the stream; the sink may raise anything)
+            if self._stopping.is_set():
+                return
+            reason = f"{type(exc).__name__}: {exc}"[:200]
+            with self._lock:
+                self.errors.append(f"{host}: {reason}")
+        if not self._stopping.is_set():
+            with contextlib.suppress(Exception):
+                self._sink(
+                    NetEvent(
+                        wall_ns=self._clock.wall_ns(),
+                        mono_ns=self._clock.mono_ns(),
+                        netns="host",
+                        kind=EventKind.NOTE,
+                        subject="docker-events",
+                        detail={"daemon": host, "message": f"docker event stream ended: {reason}"},
+                    )
+                )
+
+
+def _default_client(host: str) -> Any:
+    from netsleuth.docker.resolve import connect
+
+    return connect(host)

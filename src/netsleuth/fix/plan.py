@@ -1,0 +1,184 @@
+"""``fix bridge``: decide what to change (pure), then change it.
+
+:func:`plan_bridge_fix` takes the bridge's current state, the MAC wanted and
+the configuration files that define the bridge, and returns a
+:class:`BridgeFixPlan` (runtime change, file edits with diffs, or the reason
+it must refuse). :func:`apply_bridge_fix` carries a plan out: netlink first,
+then each file after a backup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netsleuth.audit.readers import BridgeMacState
+from netsleuth.errors import InvalidArgument
+from netsleuth.fix.apply import pin_bridge_mac, set_sysctl
+from netsleuth.fix.configs import WRITERS, Definition, Edit, EditRefused, plan_edit, write_edit
+from netsleuth.fix.mac import derive_mac, normalize_mac
+
+__all__ = [
+    "PERSIST_CHOICES",
+    "BridgeFixPlan",
+    "BridgeFixResult",
+    "apply_bridge_fix",
+    "choose_mac",
+    "plan_bridge_fix",
+]
+
+PERSIST_CHOICES = ("auto", "ifupdown", "networkd", "networkmanager", "netplan", "none")
+ZERO_MAC = "00:00:00:00:00:00"
+
+
+def choose_mac(spec: str, state: BridgeMacState, machine_id: str | None) -> tuple[str, str]:
+    """(mac, how it was chosen) for ``--mac auto|current|XX:..``."""
+    if spec == "current":
+        if state.mac == ZERO_MAC:
+            raise InvalidArgument(
+                f"{state.bridge} has no MAC yet (no ports); use --mac auto or --mac XX:.."
+            )
+        return state.mac, "current MAC, kept"
+    if spec == "auto":
+        if machine_id is None:
+            raise InvalidArgument("--mac auto needs /etc/machine-id; pass --mac XX:.. instead")
+        return derive_mac(state.bridge, machine_id), "derived from bridge name and machine id"
+    return normalize_mac(spec), "given"
+
+
+@dataclass(frozen=True)
+class BridgeFixPlan:
+    bridge: str
+    netns: str
+    state: BridgeMacState
+    mac: str
+    mac_source: str
+    persist: str
+    arp_notify: str | None = None  # current value when --arp-notify was asked
+    edits: tuple[Edit, ...] = ()
+    refusal: str = ""
+    definitions: tuple[Definition, ...] = field(default=())
+
+    @property
+    def runtime_change(self) -> bool:
+        return not (self.state.pinned and self.state.mac == self.mac)
+
+    @property
+    def arp_notify_change(self) -> bool:
+        return self.arp_notify is not None and self.arp_notify != "1"
+
+    @property
+    def changes_anything(self) -> bool:
+        return self.runtime_change or self.arp_notify_change or any(e.changed for e in self.edits)
+
+    def steps(self) -> list[str]:
+        where = "" if self.netns == "host" else f" (netns {self.netns})"
+        out = []
+        if self.runtime_change:
+            out.append(
+                f"set {self.bridge}{where} MAC {self.state.mac} -> {self.mac} "
+                f"({self.mac_source}); addr_assign_type {self.state.addr_assign_type} -> 3"
+            )
+        else:
+            out.append(f"{self.bridge}{where} already pinned to {self.mac}: no runtime change")
+        if self.arp_notify is not None:
+            key = f"net.ipv4.conf.{self.bridge}.arp_notify"
+            out.append(
+                f"set {key} {self.arp_notify} -> 1"
+                if self.arp_notify_change
+                else f"{key} already 1"
+            )
+        for e in self.edits:
+            out.append(
+                f"edit {e.path} ({e.manager}), backup first"
+                if e.changed
+                else f"{e.path} ({e.manager}) already sets {self.mac}"
+            )
+        if self.persist == "none":
+            out.append("no configuration file written (--persist none): lost on reboot")
+        return out
+
+
+def _hints(bridge: str, mac: str, etc_root: Path, managers: list[str]) -> str:
+    present = {
+        "ifupdown": etc_root / "network" / "interfaces",
+        "networkd": etc_root / "systemd" / "network",
+        "networkmanager": etc_root / "NetworkManager",
+        "netplan": etc_root / "netplan",
+    }
+    chosen = [m for m in managers if present[m].exists()] or managers
+    return "; ".join(WRITERS[m].hint(bridge, mac) for m in chosen)
+
+
+def plan_bridge_fix(
+    state: BridgeMacState,
+    netns: str,
+    *,
+    mac_spec: str,
+    persist: str,
+    definitions: list[Definition],
+    etc_root: Path,
+    machine_id: str | None,
+    arp_notify: str | None = None,
+) -> BridgeFixPlan:
+    if persist not in PERSIST_CHOICES:
+        raise InvalidArgument(f"--persist must be one of {', '.join(PERSIST_CHOICES)}")
+    mac, source = choose_mac(mac_spec, state, machine_id)
+    edits: list[Edit] = []
+    refusal = ""
+    if persist != "none":
+        managers = list(WRITERS) if persist == "auto" else [persist]
+        defs = [d for d in definitions if d.manager in managers]
+        if not defs:
+            refusal = (
+                f"{state.bridge} is not defined in any {' / '.join(managers)} configuration "
+                f"under {etc_root}, so the fix would not survive a reboot; add it by hand: "
+                f"{_hints(state.bridge, mac, etc_root, managers)}; or pin it only until "
+                "reboot with --persist none"
+            )
+        else:
+            try:
+                edits = [plan_edit(d, mac) for d in defs]
+            except EditRefused as exc:
+                refusal = str(exc)
+    return BridgeFixPlan(
+        bridge=state.bridge,
+        netns=netns,
+        state=state,
+        mac=mac,
+        mac_source=source,
+        persist=persist,
+        arp_notify=arp_notify,
+        edits=tuple(edits),
+        refusal=refusal,
+        definitions=tuple(definitions),
+    )
+
+
+@dataclass(frozen=True)
+class BridgeFixResult:
+    mac: str
+    changed: tuple[str, ...]
+    backups: tuple[Path, ...]
+
+
+def apply_bridge_fix(plan: BridgeFixPlan, netns: str | Path | None) -> BridgeFixResult:
+    """Carry out a plan; refuses (nothing changed) if the plan has a refusal."""
+    if plan.refusal:
+        raise EditRefused(plan.refusal)
+    changed: list[str] = []
+    mac = plan.mac
+    if plan.runtime_change:
+        mac = pin_bridge_mac(netns, plan.bridge, plan.mac)
+        changed.append(f"{plan.bridge} MAC pinned to {mac}")
+    if plan.arp_notify_change:
+        key = f"net.ipv4.conf.{plan.bridge}.arp_notify"
+        set_sysctl(netns, key, "1")
+        changed.append(f"{key}=1")
+    backups = []
+    for edit in plan.edits:
+        backup = write_edit(edit)
+        if backup is not None:
+            backups.append(backup)
+            changed.append(f"{edit.path} updated (backup {backup.name})")
+    return BridgeFixResult(mac=mac, changed=tuple(changed), backups=tuple(backups))

@@ -1,0 +1,131 @@
+"""Read, match, classify: the whole of ``netsleuth explain`` as one call.
+
+:func:`explain` streams the files through :class:`CaptureReader` and
+:class:`JourneyMatcher`; it keeps counts of every journey but only the
+journeys asked for (``keep``), so memory stays flat on large captures.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from netsleuth.model import Finding
+from netsleuth.packets.journey import (
+    DEFAULT_WINDOW_NS,
+    BridgeHistory,
+    JourneyMatcher,
+    stale_gateway_finding,
+)
+from netsleuth.packets.model import Interface, Journey, ReadStats
+from netsleuth.packets.reader import CaptureReader
+
+__all__ = ["Explanation", "Keep", "explain"]
+
+Keep = Literal["none", "failed", "all"]
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    files: tuple[str, ...]
+    stats: ReadStats
+    interfaces: tuple[Interface, ...]
+    counts: dict[str, int]  # per verdict
+    journeys_total: int
+    stale_gateway: int
+    orphan_answers: int
+    journeys: tuple[Journey, ...]  # those kept
+    finding: Finding | None
+    seconds: float
+
+    def as_dict(self) -> dict[str, object]:
+        f = self.finding
+        return {
+            "files": list(self.files),
+            "read": self.stats.as_dict(),
+            "interfaces": [
+                {
+                    "name": i.name,
+                    "netns": i.netns,
+                    "role": i.role,
+                    "linktype": i.linktype,
+                    "file": i.source,
+                }
+                for i in self.interfaces
+            ],
+            "journeys": self.journeys_total,
+            "verdicts": dict(self.counts),
+            "stale_gateway": self.stale_gateway,
+            "orphan_answers": self.orphan_answers,
+            "finding": None
+            if f is None
+            else {
+                "rule": f.rule,
+                "severity": f.severity.label,
+                "subject": f.subject,
+                "title": f.title,
+                "evidence": f.evidence,
+                "why": f.why,
+                "fix": f.fix,
+            },
+            "queries": [j.as_dict() for j in self.journeys],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def explain(
+    paths: Sequence[str | Path],
+    *,
+    keep: Keep = "failed",
+    window_ns: int = DEFAULT_WINDOW_NS,
+    gateway: bytes | None = None,
+    history: BridgeHistory | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Explanation:
+    started = time.perf_counter()
+    reader = CaptureReader(paths, progress=progress)
+    matcher = JourneyMatcher(
+        reader.interfaces,
+        window_ns=window_ns,
+        gateway=gateway,
+        history=history,
+        keep_answered=keep == "all",
+    )
+    kept: list[Journey] = []
+    stale: list[Journey] = []
+    # The loop allocates millions of short-lived, acyclic objects; the cyclic
+    # garbage collector would rescan the live window of queries again and
+    # again (~20 % of the time, measured). Nothing here makes cycles.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _keep(matcher.feed_all(reader.packets()), keep, kept, stale)
+        _keep(matcher.finish(), keep, kept, stale)
+    finally:
+        if was_enabled:
+            gc.enable()
+    s = matcher.summary
+    return Explanation(
+        files=tuple(str(p) for p in paths),
+        stats=reader.stats,
+        interfaces=tuple(reader.interfaces),
+        counts=dict(s.by_verdict),
+        journeys_total=s.journeys,
+        stale_gateway=s.stale_gateway,
+        orphan_answers=s.orphan_answers,
+        journeys=tuple(kept),
+        finding=stale_gateway_finding(stale, history.bridge if history else ""),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _keep(done: Iterable[Journey], keep: Keep, kept: list[Journey], stale: list[Journey]) -> None:
+    for j in done:
+        if j.mac is not None and j.mac.stale_gateway:
+            stale.append(j)
+        if keep == "all" or (keep == "failed" and j.verdict.failed):
+            kept.append(j)

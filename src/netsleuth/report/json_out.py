@@ -1,0 +1,123 @@
+"""The ``--json`` form of an analysis: plain dicts with stable keys
+(documented in docs/report.md)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from netsleuth.analysis import Analysis, Correlation, EpisodeDetail
+
+__all__ = ["JSON_SCHEMA", "MAX_EPISODES", "iso", "to_json"]
+
+JSON_SCHEMA = 1
+MAX_EPISODES = 1000
+
+
+def iso(ns: int | None) -> str | None:
+    """ISO 8601 UTC time of a wall-clock ns stamp (None stays None)."""
+    if ns is None:
+        return None
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def _num(x: float | None) -> float | None:
+    if x is None or math.isnan(x):
+        return None
+    return x if math.isfinite(x) else (1e308 if x > 0 else -1e308)
+
+
+def _correlation(c: Correlation) -> dict[str, Any]:
+    return {
+        "key": c.key,
+        "label": c.label,
+        "kind": c.kind,
+        "bridge": c.bridge,
+        "events": c.events,
+        "window_s": c.window_s,
+        "windows_tried": c.windows_tried,
+        "onsets": c.onsets,
+        "onsets_after": c.onsets_after,
+        "onsets_after_share": c.onsets_after_share,
+        "exposed_share": c.exposed_share,
+        "relative_risk": _num(c.relative_risk),
+        "p_value": c.p_value,
+        "p_adjusted": c.p_adjusted,
+        "significant": c.significant,
+        "median_delay_ms": _num(c.median_delay_ms),
+        "max_delay_ms": _num(c.max_delay_ms),
+    }
+
+
+def _episode(d: EpisodeDetail) -> dict[str, Any]:
+    e = d.episode
+    return {
+        "target": e.target,
+        "start": iso(e.start_ns),
+        "start_ns": e.start_ns,
+        "end_ns": e.end_ns,
+        "duration_s": e.duration_s,
+        "failed": e.failed,
+        "attempts": e.attempts,
+        "gateway_stale": d.gateway_stale,
+        "before": [{"ms_before": ms, "event": label} for ms, label in d.before],
+    }
+
+
+def to_json(analysis: Analysis, *, max_episodes: int = MAX_EPISODES) -> dict[str, Any]:
+    """The analysis as JSON-ready dicts; at most ``max_episodes`` episodes
+    (the first ones; ``episodes_total`` tells how many there were)."""
+    a = analysis
+    v = a.verdict
+    return {
+        "schema": JSON_SCHEMA,
+        "source": a.source,
+        "runs": list(a.runs),
+        "start": iso(a.start_ns),
+        "end": iso(a.end_ns),
+        "start_ns": a.start_ns,
+        "end_ns": a.end_ns,
+        "probes": a.probes,
+        "failed": a.failed,
+        "probe_interval_s": a.probe_interval_s,
+        "verdict": {
+            "cause": v.cause,
+            "title": v.title,
+            "bridge": v.bridge,
+            "confidence": v.confidence,
+            "p_value": v.p_value,
+            "explanation": v.explanation,
+            "fix": v.fix,
+            "evidence": list(v.evidence),
+        },
+        "localisation": a.localisation,
+        "notes": list(a.notes),
+        "targets": [
+            {
+                "target": t.target,
+                "attempts": t.attempts,
+                "failed": t.failed,
+                "rate": t.rate,
+                "ci95": [t.ci_low, t.ci_high],
+                "episodes": t.episodes,
+                "longest_s": t.longest_s,
+            }
+            for t in a.targets
+        ],
+        "episodes": [_episode(d) for d in a.episodes[:max_episodes]],
+        "episodes_total": len(a.episodes),
+        "correlations": [_correlation(c) for c in a.correlations],
+        "bridges": [
+            {
+                "name": b.name,
+                "mac": b.mac,
+                "addr_assign_type": b.addr_assign_type,
+                "pinned": b.pinned,
+                "arp_notify": b.arp_notify,
+                "ports": list(b.ports),
+                "mac_changes": b.mac_changes,
+            }
+            for b in a.bridges
+        ],
+    }

@@ -1,0 +1,100 @@
+"""The terminal summary (rich)."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from netsleuth.analysis import Analysis
+from netsleuth.analysis.stats import format_p, p_phrase
+from netsleuth.report.json_out import iso
+
+__all__ = ["render_terminal"]
+
+_STYLE = {"bridge-mac-flap": "red", "nat-missing": "red", "no-failures": "green"}
+MAX_ROWS = 10
+
+
+def render_terminal(analysis: Analysis, console: Console) -> None:
+    """Print the verdict, the control group, the correlations and the episodes."""
+    a = analysis
+    v = a.verdict
+    span = ""
+    if a.start_ns is not None and a.end_ns is not None:
+        span = f" · {iso(a.start_ns)} → {iso(a.end_ns)} ({(a.end_ns - a.start_ns) / 1e9:.0f} s)"
+    runs = ", ".join(str(r) for r in a.runs) or "-"
+    console.print(
+        Text(f"netsleuth report · {a.source} · run {runs}{span}", style="bold"),
+        Text(f"{a.probes} probes, {a.failed} failed, {len(a.episodes)} outage episodes"),
+    )
+    style = _STYLE.get(v.cause, "yellow")
+    body = Text()
+    body.append(f"{v.title}\n", style="bold")
+    conf = f"confidence: {v.confidence}"
+    if v.p_value is not None:
+        conf += f" (p {p_phrase(v.p_value)}, corrected)"
+    body.append(conf + "\n\n")
+    for line in v.evidence:
+        body.append(f"• {line}\n")
+    body.append(f"\n{v.explanation}\n\n")
+    body.append("Fix: ", style="bold")
+    body.append(v.fix)
+    console.print(Panel(body, title=f"verdict: {v.cause}", border_style=style))
+
+    targets = Table(title="Failure rate per target (95 % Wilson interval)", title_justify="left")
+    for col in ("target", "probes", "failed", "rate", "95 % interval", "episodes", "longest"):
+        targets.add_column(col, justify="left" if col == "target" else "right")
+    for t in a.targets:
+        targets.add_row(
+            t.target,
+            str(t.attempts),
+            str(t.failed),
+            f"{100 * t.rate:.3g} %",
+            f"{100 * t.ci_low:.2g}–{100 * t.ci_high:.2g} %",
+            str(t.episodes),
+            f"{t.longest_s:.1f} s",
+        )
+    parts: list[Table | Text] = [targets]
+
+    if a.correlations:
+        corr = Table(
+            title="Outage onsets after each event class (Fisher, Holm-corrected)",
+            title_justify="left",
+        )
+        for col in ("event class", "events", "window", "onsets after", "time exposed", "RR", "p"):
+            corr.add_column(col, justify="left" if col == "event class" else "right")
+        for c in a.correlations[:MAX_ROWS]:
+            corr.add_row(
+                c.label,
+                str(c.events),
+                f"{c.window_s * 1000:.0f} ms",
+                f"{c.onsets_after}/{c.onsets}",
+                f"{100 * c.exposed_share:.1f} %",
+                f"{c.relative_risk:.1f}",
+                format_p(c.p_adjusted),
+                style="bold" if c.significant else None,
+            )
+        parts.append(corr)
+
+    if a.episodes:
+        eps = Table(title="Outage episodes", title_justify="left")
+        for col in ("start (UTC)", "target", "duration", "failed", "events just before"):
+            eps.add_column(col)
+        for d in a.episodes[:MAX_ROWS]:
+            e = d.episode
+            before = "; ".join(f"{label}, {ms:.0f} ms before" for ms, label in d.before[:2]) or "-"
+            eps.add_row(
+                (iso(e.start_ns) or "")[11:23],
+                e.target,
+                f"{e.duration_s:.2f} s",
+                f"{e.failed}/{e.attempts}",
+                before,
+            )
+        if len(a.episodes) > MAX_ROWS:
+            eps.caption = f"… and {len(a.episodes) - MAX_ROWS} more (--json or --html for all)"
+        parts.append(eps)
+    for note in a.notes:
+        parts.append(Text(f"• {note}"))
+    console.print(Group(*parts))

@@ -1,0 +1,104 @@
+"""The report on stores recorded by the real lab (namespaces, bridge, dnsmasq,
+churn, nftables faults): it names the flapping bridge, and only that.
+
+The five lab cases run at the same time (each in its own namespaces) to keep
+the wall time near that of the longest one.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from netsleuth.analysis import Analysis, analyze
+from netsleuth.store import Store
+
+pytestmark = pytest.mark.lab
+
+# Churn ports with a new lowest MAC each cycle, 2 s on the bridge, 8 s off: far
+# enough apart for a container's gateway entry to recover between outages (a
+# REACHABLE entry stays on a dead MAC for up to ~45 s, a STALE one ~6 s), and
+# four containers so that most cycles start an outage somewhere.
+CHURN = ["--churn-mac", "low", "--t-in", "2", "--t-out", "8"]
+CASES = {
+    "unpinned": [*CHURN, "--containers", "4", "--duration", "60"],
+    "pinned": ["--pin-mac", *CHURN, "--duration", "30"],
+    "no-churn": ["--churn", "none", "--duration", "20"],
+    "nat-flap": ["--pin-mac", *CHURN, "--fault", "nat-flap", "--duration", "40"],
+    "upstream-loss": ["--pin-mac", *CHURN, "--fault", "upstream-loss", "--duration", "30"],
+}
+
+
+@pytest.fixture(scope="module")
+def lab_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Analysis, str]]:
+    tmp = tmp_path_factory.mktemp("lab")
+    procs = {}
+    for name, args in CASES.items():
+        store = tmp / f"{name}.sqlite"
+        argv = [sys.executable, "-m", "netsleuth", "lab", "run", "--seed", "7", *args]
+        log = (tmp / f"{name}.log").open("w")
+        procs[name] = (
+            subprocess.Popen([*argv, "--json", "--store", str(store)], stdout=log, stderr=log),
+            store,
+            log,
+        )
+    out: dict[str, tuple[Analysis, str]] = {}
+    try:
+        for name, (proc, store, log) in procs.items():
+            code = proc.wait(timeout=240)
+            log.close()
+            assert code == 0, (name, (tmp / f"{name}.log").read_text()[-2000:])
+            with Store(store) as s:
+                bridge = str(s.runs()[-1].args.get("bridge", ""))
+                out[name] = (analyze(s), bridge)
+    finally:
+        for proc, _, log in procs.values():
+            if proc.poll() is None:
+                proc.kill()  # our own child, by PID; the lab cleans its namespaces on exit
+                proc.wait(timeout=30)
+            log.close()
+    return out
+
+
+def test_unpinned_churn_names_the_right_bridge(lab_stores: dict[str, tuple[Analysis, str]]) -> None:
+    analysis, bridge = lab_stores["unpinned"]
+    v = analysis.verdict
+    assert bridge
+    assert (v.cause, v.bridge) == ("bridge-mac-flap", bridge), v
+    assert v.p_value is not None and v.p_value < 0.01
+    assert f"netsleuth fix bridge {bridge}" in v.fix
+    assert any("no fixed MAC" in e for e in v.evidence)
+
+
+@pytest.mark.parametrize("case", ["pinned", "no-churn"])
+def test_no_bridge_verdict_without_flapping(
+    lab_stores: dict[str, tuple[Analysis, str]], case: str
+) -> None:
+    analysis, _ = lab_stores[case]
+    assert analysis.verdict.cause != "bridge-mac-flap", analysis.verdict
+    assert analysis.verdict.bridge is None
+    assert not any(b.mac_changes for b in analysis.bridges)
+    if analysis.failed == 0:  # a loaded machine may lose a probe now and then
+        assert analysis.verdict.cause == "no-failures"
+        assert any("0 failures: the failure rate is below" in n for n in analysis.notes)
+
+
+def test_nat_flap_is_not_blamed_on_the_bridge(
+    lab_stores: dict[str, tuple[Analysis, str]],
+) -> None:
+    analysis, _ = lab_stores["nat-flap"]
+    assert analysis.failed > 0
+    assert analysis.verdict.cause == "nat-missing", analysis.verdict
+    assert analysis.verdict.bridge is None
+
+
+def test_upstream_loss_is_not_blamed_on_the_bridge(
+    lab_stores: dict[str, tuple[Analysis, str]],
+) -> None:
+    analysis, _ = lab_stores["upstream-loss"]
+    assert analysis.failed > 0
+    assert analysis.verdict.cause != "bridge-mac-flap", analysis.verdict
+    assert analysis.verdict.bridge is None
+    assert not any(c.significant and c.bridge for c in analysis.correlations)

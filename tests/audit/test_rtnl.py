@@ -1,0 +1,41 @@
+"""The raw rtnetlink link dump agrees with pyroute2's full decode."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pyroute2 import IPRoute
+
+from netsleuth.audit.rtnl import count_neighbours, dump_links
+from netsleuth.netns import run_in
+
+
+@pytest.mark.netns
+def test_dump_links_matches_pyroute2(make_netns: Callable[..., Path]) -> None:
+    path = make_netns("rtnl")
+
+    def body() -> tuple[list, list, int]:
+        with IPRoute() as ipr:
+            ipr.link("add", ifname="br-r", kind="bridge")
+            br = ipr.link_lookup(ifname="br-r")[0]
+            for i in range(3):
+                ipr.link("add", ifname=f"vr{i}", kind="veth", peer=f"vr{i}p")
+                port = ipr.link_lookup(ifname=f"vr{i}")[0]
+                ipr.link("set", index=port, master=br, mtu=1400 + i, state="up")
+            ipr.link("set", index=br, state="up")
+            ipr.neigh("add", dst="198.18.0.9", lladdr="02:00:00:00:00:09",
+                      ifindex=br, state=0x80)  # fmt: skip
+            full = [
+                (m["index"], m.get("ifname"), m.get("address"), m.get("mtu"),
+                 m.get(("linkinfo", "kind")) or "", m.get("master") or 0, m.get("operstate"))
+                for m in ipr.get_links()
+            ]  # fmt: skip
+        raw = [(r.index, r.name, r.mac, r.mtu, r.kind, r.master, r.operstate) for r in dump_links()]
+        return full, raw, count_neighbours()
+
+    full, raw, neigh = run_in(path, body)
+    assert sorted(raw) == sorted(full)
+    assert {r[4] for r in raw} == {"", "bridge", "veth"}
+    assert neigh == 1
