@@ -40,10 +40,6 @@ class Outcome(enum.IntEnum):
         """
         return self not in (Outcome.OK, Outcome.NXDOMAIN)
 
-    @classmethod
-    def from_label(cls, label: str) -> Outcome:
-        return cls[label.upper().replace("-", "_")]
-
 
 class EventKind(enum.StrEnum):
     """Kinds of :class:`NetEvent`. Strings so the store and JSON stay readable."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -145,7 +146,7 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="ACTION")
-    lab.set_defaults(handler=lambda args: (lab.print_help(), 2)[1])
+    lab.set_defaults(handler=functools.partial(_usage, lab))
 
     run = lab_sub.add_parser(
         "run",
@@ -203,6 +204,11 @@ def add_parser(sub: Any) -> None:
         "file whose owner process is gone.",
     )
     clean.set_defaults(handler=_clean)
+
+
+def _usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    parser.print_help()
+    return 2
 
 
 def _options(args: argparse.Namespace, **overrides: Any) -> Any:

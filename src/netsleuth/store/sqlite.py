@@ -375,9 +375,6 @@ class StoreWriter:
         self._series: dict[tuple[str, str, str], int] = {}
         self._answers: dict[str, int] = {}
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self.written_probes = 0
-        self.written_events = 0
-        self.last_event_written_mono_ns = 0
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="store-writer", daemon=True)
         self._thread.start()
@@ -491,7 +488,3 @@ class StoreWriter:
                 ],
             )
         conn.execute("COMMIT")
-        self.written_probes += len(probes)
-        if events:
-            self.written_events += len(events)
-            self.last_event_written_mono_ns = time.monotonic_ns()
