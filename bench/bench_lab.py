@@ -95,7 +95,7 @@ def main() -> None:
         f"lab build (namespaces, bridge, veths, NAT, dnsmasq answering): {1000 * build:.0f} ms"
         f" (median of {args.runs})"
     )
-    print(f"lab run start -> first stored probe: {1000 * first:.0f} ms")
+    print(f"lab run start -> first probe result in the watch engine: {1000 * first:.0f} ms")
     print(f"lab teardown: {1000 * down:.0f} ms")
     print(
         f"peer: the same topology with ip/nft commands (no dnsmasq): build {1000 * pbuild:.0f}"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -48,3 +50,24 @@ def make_netns() -> Iterator[Callable[..., Path]]:
     yield make
     for name in created:
         netns.remove_owned(name)
+
+
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@pytest.fixture(scope="session")
+def as_nobody() -> list[str]:
+    """argv prefix that runs a command as an unprivileged user, for "needs
+    root" tests; skipped (with the reason) where that user cannot run our
+    interpreter, e.g. a checkout under a private home directory."""
+    probe = subprocess.run(
+        [*AS_NOBODY, sys.executable, "-c", "import netsleuth"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        pytest.skip(
+            f"an unprivileged user cannot run {sys.executable}: {probe.stderr.strip()[:200]}"
+        )
+    return AS_NOBODY

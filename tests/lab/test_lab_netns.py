@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -164,15 +165,13 @@ def test_sigkill_leaves_objects_that_clean_and_the_next_run_remove() -> None:
         assert _lab_objects(state) == []
 
 
-def _cli(*argv: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
-    cmd = [*NETSLEUTH, *argv]
-    if user:
-        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
+def _cli(*argv: str, prefix: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+    cmd = [*prefix, *NETSLEUTH, *argv]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_one_line_errors() -> None:
-    not_root = _cli("lab", "run", "--duration", "1", user="65534")
+def test_one_line_errors(as_nobody: list[str]) -> None:
+    not_root = _cli("lab", "run", "--duration", "1", prefix=as_nobody)
     assert not_root.returncode != 0 and "needs root" in not_root.stderr
     assert len(not_root.stderr.strip().splitlines()) == 1
 

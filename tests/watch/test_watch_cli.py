@@ -79,18 +79,9 @@ def test_watch_errors_are_one_line(argv: list[str], message: str, tmp_path: Path
     assert "Traceback" not in proc.stderr
 
 
-def test_watch_needs_root_and_says_so() -> None:
+def test_watch_needs_root_and_says_so(as_nobody: list[str]) -> None:
     proc = subprocess.run(
-        [
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            *NETSLEUTH,
-            "watch",
-            "--probe",
-            "icmp:127.0.0.1",
-        ],
+        [*as_nobody, *NETSLEUTH, "watch", "--probe", "icmp:127.0.0.1"],
         capture_output=True,
         text=True,
         timeout=60,
