@@ -23,7 +23,7 @@ from rich.rule import Rule
 from netsleuth.analysis import analyze
 from netsleuth.audit.readers import bridge_mac_state
 from netsleuth.errors import NetsleuthError
-from netsleuth.fix.apply import pin_bridge_mac
+from netsleuth.fix.apply import pin_bridge_mac, set_sysctl
 from netsleuth.fix.mac import read_machine_id
 from netsleuth.fix.plan import choose_mac
 from netsleuth.lab.render import LabProgress, results_table
@@ -119,24 +119,26 @@ def run_demo(
             out,
             4,
             "The fix",
-            f"netsleuth fix bridge {topo.bridge} --netns {topo.host_ns} --mac auto --apply",
+            f"netsleuth fix bridge {topo.bridge} --netns {topo.host_ns} --mac auto "
+            "--arp-notify --apply",
         )
+        # arp_notify first: the MAC change that pins the bridge is then announced
+        # with a gratuitous ARP, so containers that hold a departed MAC relearn now.
+        set_sysctl(host, f"net.ipv4.conf.{topo.bridge}.arp_notify", "1")
         pinned = pin_bridge_mac(host, topo.bridge, mac)
         out.print(
             f"{topo.bridge} now has the fixed MAC {pinned} (addr_assign_type 3): ports "
-            "joining and leaving no longer move it. Containers that still hold the old "
-            "MAC keep working while a port owns it, and the host's next ARP from the new "
-            "MAC updates them.",
+            "joining and leaving no longer move it, and arp_notify announced the new "
+            "MAC to every container on the bridge.",
             highlight=False,
         )
         settle = wait_healthy(topo, session.probe_paths, timeout=60.0)
         out.print(
-            "A container whose gateway entry already pointed at a departed MAC "
-            "recovers when the kernel re-checks that entry: "
+            "Every container answers DNS again "
             + (
-                f"all containers answered again after {settle:.1f} s."
+                f"{settle:.1f} s after the fix."
                 if settle is not None
-                else "not all had recovered after 60 s."
+                else "... not yet after 60 s: some neighbour entry is still stale."
             ),
             highlight=False,
         )
