@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import subprocess
 import threading
 import time
@@ -293,8 +294,10 @@ class WatchEngine:
             obs.observe_batch(results)
 
     def _check_presence(self, runner: _TargetRunner, now: float) -> None:
-        loc = runner.target.locate()
         current = runner.location
+        if current is not None and current.path is not None and _same_namespace(current):
+            return  # still there: no need to ask anyone (e.g. the Docker API) again
+        loc = runner.target.locate()
         if current is not None and (loc is None or loc.identity != current.identity):
             self._stop_worker(runner, 0.0)
             runner.location = None
@@ -456,6 +459,16 @@ class WatchEngine:
             self._host.stop()
         if self._anchor is not None:
             self._anchor.close()
+
+
+def _same_namespace(loc: Location) -> bool:
+    """Does ``loc.path`` still lead to the namespace it led to before?"""
+    assert loc.path is not None
+    try:
+        st = os.stat(loc.path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == loc.identity
 
 
 def _not_found_hint(target: Target) -> str:
