@@ -9,6 +9,7 @@ read with ``poll``; pyroute2 decodes the messages. An initial dump seeds the
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import socket
@@ -37,7 +38,7 @@ from netsleuth.events.state import (
     NeighMsg,
     RouteMsg,
 )
-from netsleuth.model import NetEvent
+from netsleuth.model import EventKind, NetEvent
 
 __all__ = ["NetlinkMonitor", "wall_mono"]
 
@@ -148,8 +149,12 @@ class NetlinkMonitor:
         fdb: bool = False,
         neigh_filter: Callable[[str], bool] | None = None,
         sysfs_root: Callable[[], Path | None] = lambda: Path("/sys"),
+        lock: threading.RLock | None = None,
     ) -> None:
         self.label = label
+        # Held while this monitor updates its state and calls the sink, so a
+        # sink that reads several monitors' states sees none of them mid-update.
+        self._lock = lock if lock is not None else threading.RLock()
         self.path = path
         self.sink = sink
         self.fdb = fdb
@@ -183,7 +188,13 @@ class NetlinkMonitor:
         return make() if self.path is None else netns.run_in(self.path, make)
 
     def _seed(self) -> None:
-        """Initial dump: the state starts out right, no events for what already is."""
+        """Dump the namespace into the state (at start, and after an overrun);
+        no events for what already is."""
+        state = self.state
+        state.links.clear()
+        state.addrs.clear()
+        state.neigh.clear()
+        state.gateway = ""
         kwargs: dict[str, Any] = {} if self.path is None else {"netns": _netns_arg(self.path)}
         with IPRoute(**kwargs) as ipr:
             for msg in ipr.get_links():
@@ -216,6 +227,26 @@ class NetlinkMonitor:
         os.close(self._stop_r)
         os.close(self._stop_w)
 
+    def _overrun(self) -> None:
+        """The kernel dropped notifications (socket buffer full): say so on the
+        timeline and re-read the namespace, so the state is right again."""
+        with self._lock:
+            self._seed()
+            wall, mono = wall_mono()
+            self.sink(
+                [
+                    NetEvent(
+                        wall,
+                        mono,
+                        self.label,
+                        EventKind.NOTE,
+                        "",
+                        "netlink overrun",
+                        {"detail": "events were lost; state re-read"},
+                    )
+                ]
+            )
+
     def _run(self) -> None:
         marshal = MarshalRtnl()
         poller = select.poll()
@@ -227,18 +258,26 @@ class NetlinkMonitor:
                 fds = {fd for fd, _ in poller.poll()}
                 if self._stop_r in fds:
                     return
-                events: list[NetEvent] = []
+                batches = []
                 while True:
                     try:
-                        data = self._sock.recv(1 << 20, socket.MSG_DONTWAIT)
+                        batches.append(self._sock.recv(1 << 20, socket.MSG_DONTWAIT))
                     except BlockingIOError:
                         break
-                    for msg in marshal.parse(data):
-                        item = decode(msg)
-                        if item is None or (isinstance(item, FdbMsg) and not self.fdb):
-                            continue
-                        events.extend(apply(self.state, item))
-                self.sink(events)
+                    except OSError as exc:
+                        if exc.errno != errno.ENOBUFS:
+                            raise
+                        self._overrun()
+                        batches.clear()
+                events: list[NetEvent] = []
+                with self._lock:
+                    for data in batches:
+                        for msg in marshal.parse(data):
+                            item = decode(msg)
+                            if item is None or (isinstance(item, FdbMsg) and not self.fdb):
+                                continue
+                            events.extend(apply(self.state, item))
+                    self.sink(events)
         except OSError as exc:  # ENOBUFS (overrun) or the namespace went away
             self.error = exc
 

@@ -218,7 +218,7 @@ class WatchEngine:
         runner.process, runner.conn, runner.done = proc, parent, False
         if runner.target.kind != "host":
             monitor = NetlinkMonitor(
-                runner.label, loc.path, self._emit, sysfs_root=lambda: loc.sysfs
+                runner.label, loc.path, self._emit, sysfs_root=lambda: loc.sysfs, lock=self._lock
             )
             # Inside a target only the gateway's neighbour entry matters.
             monitor.state.record_neigh_for = lambda ip: ip == monitor.state.gateway
@@ -441,6 +441,7 @@ class WatchEngine:
             fdb=True,
             neigh_filter=lambda ip: False,
             sysfs_root=lambda: anchor.root if anchor else Path("/sys"),
+            lock=self._lock,
         ).start()
         self._nft = NftMonitor("host", cfg.host_netns, self._emit).start()
         if cfg.docker_hosts:
