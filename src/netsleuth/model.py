@@ -124,3 +124,15 @@ class Finding:
     evidence: dict[str, Any]
     why: str
     fix: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON form (doctor --json, explain --json)."""
+        return {
+            "rule": self.rule,
+            "severity": self.severity.label,
+            "subject": self.subject,
+            "title": self.title,
+            "evidence": self.evidence,
+            "why": self.why,
+            "fix": self.fix,
+        }

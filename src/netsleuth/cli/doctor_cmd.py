@@ -20,7 +20,7 @@ from netsleuth.cli._common import nonneg_float, require_root
 from netsleuth.errors import InvalidArgument
 from netsleuth.model import Finding, Severity
 
-__all__ = ["add_parser", "finding_json", "handle"]
+__all__ = ["add_parser", "handle"]
 
 _EPILOG = """\
 Each finding names a rule, what it is about, the values read (evidence), why it
@@ -84,18 +84,6 @@ def add_parser(sub: Any) -> None:
     # offline inspection of a copied tree.
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     parser.set_defaults(handler=handle)
-
-
-def finding_json(f: Finding) -> dict[str, Any]:
-    return {
-        "rule": f.rule,
-        "severity": f.severity.label,
-        "subject": f.subject,
-        "title": f.title,
-        "evidence": f.evidence,
-        "why": f.why,
-        "fix": f.fix,
-    }
 
 
 def _evidence_text(evidence: dict[str, Any]) -> str:
@@ -167,7 +155,7 @@ def handle(args: argparse.Namespace) -> int:
         scope = ", ".join(s.netns for s in snaps)
     findings = audit(snaps, rules)
     if args.json:
-        json.dump([finding_json(f) for f in findings], sys.stdout, indent=2, default=str)
+        json.dump([f.to_json() for f in findings], sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:
         render(findings, Console(), f"audited: {scope}")

@@ -18,38 +18,14 @@ import os
 import sys
 from pathlib import Path
 
-from netsleuth.netns.core import (
-    CLONE_NEWNS,
-    MS_BIND,
-    MS_REC,
-    MS_SLAVE,
-    _check,
-    _libc,
-    _mount,
-    netns_path,
-    setns,
-)
+from netsleuth.netns import enter_for_good, netns_path
 
 __all__ = ["enter_keeping_cgroups", "main"]
-
-MS_MOVE = 8192
-MNT_DETACH = 2
-CGROUP_ROOT = "/sys/fs/cgroup"
 
 
 def enter_keeping_cgroups(netns: str, stash: Path) -> None:
     """Enter ``netns`` for the rest of this process; see the module docstring."""
-    setns(netns_path(netns))
-    _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-    _mount("none", "/", None, MS_REC | MS_SLAVE)
-    keep = os.path.ismount(CGROUP_ROOT)
-    if keep:
-        stash.mkdir(parents=True, exist_ok=True)
-        _mount(CGROUP_ROOT, str(stash), None, MS_BIND | MS_REC)
-    _check(_libc.umount2(b"/sys", MNT_DETACH), "umount /sys")
-    _mount("sysfs", "/sys", "sysfs", 0)
-    if keep:
-        _mount(str(stash), CGROUP_ROOT, None, MS_MOVE)
+    enter_for_good(netns_path(netns), cgroup_stash=stash)
 
 
 def main(argv: list[str]) -> int:

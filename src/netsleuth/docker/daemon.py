@@ -41,6 +41,7 @@ from types import TracebackType
 from typing import Any
 
 from netsleuth.errors import DependencyMissing, NetsleuthError, NotPermitted, TargetNotFound
+from netsleuth.netns import detach_mount
 from netsleuth.netns import exists as netns_exists
 from netsleuth.netns.owners import Owner, owner_alive, process_start_time
 
@@ -178,14 +179,8 @@ def shim_socket(
 
 def _alive(pid: int, start_time: int | None, proc: Path = Path("/proc")) -> bool:
     """True if ``pid`` runs, is not a zombie, and (if given) started at ``start_time``."""
-    try:
-        stat = (proc / str(pid) / "stat").read_text()
-    except OSError:
-        return False
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        return False
-    return start_time is None or int(fields[19]) == start_time
+    started = process_start_time(pid, proc)
+    return started is not None and (start_time is None or started == start_time)
 
 
 def _wait_gone(pids: dict[int, int | None], timeout: float) -> bool:
@@ -338,10 +333,8 @@ def teardown(
         shim_socket(paths.containerd_socket, cid, shim_dir=shim_dir).unlink(missing_ok=True)
     # Mounts under the roots exist only if dockerd ran in the machine's own
     # mount namespace (not the case with the launcher); detach them anyway.
-    from netsleuth.netns.core import _libc
-
     for point in _mounts_under([paths.state_dir, paths.data_root]):
-        _libc.umount2(point.encode(), 2)
+        detach_mount(point)
     shutil.rmtree(paths.data_root, ignore_errors=True)
     shutil.rmtree(paths.state_dir, ignore_errors=True)
     _remove_shim_dir_if_ours(run_dir, shim_dir)

@@ -16,6 +16,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from netsleuth.audit.readers import bridge_mac_state
 from netsleuth.errors import InvalidArgument, NotPermitted, TargetNotFound
 from netsleuth.fix.mac import normalize_mac
+from netsleuth.netns import sysctl_path
 
 __all__ = ["in_netns", "pin_bridge_mac", "set_link_mtu", "set_sysctl"]
 
@@ -78,18 +79,11 @@ def pin_bridge_mac(netns: str | Path | None, bridge: str, mac: str) -> str:
     return in_netns(netns, body)
 
 
-def _sysctl_path(key: str) -> Path:
-    parts = key.split(".")
-    if parts[:3] == ["net", "ipv4", "conf"] and len(parts) > 5:
-        parts = [*parts[:3], ".".join(parts[3:-1]), parts[-1]]
-    return Path("/proc/sys").joinpath(*parts)
-
-
 def set_sysctl(netns: str | Path | None, key: str, value: str) -> tuple[str, str]:
     """Set a per-namespace sysctl; returns (old, new)."""
 
     def body() -> tuple[str, str]:
-        path = _sysctl_path(key)
+        path = sysctl_path(key)
         try:
             old = path.read_text().strip()
         except FileNotFoundError:

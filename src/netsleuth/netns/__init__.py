@@ -14,6 +14,7 @@ from netsleuth.netns.core import (
     OWNERS_DIR,
     SysfsAnchor,
     create_owned,
+    detach_mount,
     enter_for_good,
     exec_argv,
     exists,
@@ -24,6 +25,7 @@ from netsleuth.netns.core import (
     run_in,
     setns,
     sysctl_get,
+    sysctl_path,
     sysctl_set,
 )
 from netsleuth.netns.owners import Owner, clean_stale, owner_alive, process_start_time
@@ -35,6 +37,7 @@ __all__ = [
     "SysfsAnchor",
     "clean_stale",
     "create_owned",
+    "detach_mount",
     "enter_for_good",
     "exec_argv",
     "exists",
@@ -47,5 +50,6 @@ __all__ = [
     "run_in",
     "setns",
     "sysctl_get",
+    "sysctl_path",
     "sysctl_set",
 ]

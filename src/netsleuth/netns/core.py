@@ -18,6 +18,7 @@ __all__ = [
     "OWNERS_DIR",
     "SysfsAnchor",
     "create_owned",
+    "detach_mount",
     "enter_for_good",
     "exec_argv",
     "exists",
@@ -28,6 +29,7 @@ __all__ = [
     "run_in",
     "setns",
     "sysctl_get",
+    "sysctl_path",
     "sysctl_set",
 ]
 
@@ -42,6 +44,9 @@ CLONE_NEWNET = 0x40000000
 MS_REC = 0x4000
 MS_SLAVE = 1 << 19
 MS_BIND = 4096
+MS_MOVE = 8192
+MNT_DETACH = 2
+CGROUP_ROOT = "/sys/fs/cgroup"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -107,19 +112,35 @@ def _mount(source: str, target: str, fstype: str | None, flags: int) -> None:
     )
 
 
-def enter_for_good(path: str | Path, name: str | None = None) -> None:
+def detach_mount(point: str | Path) -> bool:
+    """Lazily unmount ``point`` (MNT_DETACH); False if that failed (not a mount)."""
+    return int(_libc.umount2(str(point).encode(), MNT_DETACH)) == 0
+
+
+def enter_for_good(
+    path: str | Path, name: str | None = None, *, cgroup_stash: Path | None = None
+) -> None:
     """Enter a network namespace for the rest of this *process* (a worker).
 
     Like ``ip netns exec``: a private mount namespace with sysfs remounted so
     ``/sys/class/net`` shows the namespace's interfaces, and, for a named
     namespace, the files of ``/etc/netns/NAME`` bound over ``/etc``.
-    Call only in a fresh single-threaded worker process.
+    With ``cgroup_stash`` (an empty directory), the cgroup mounts under /sys
+    survive the remount (dockerd needs them): they are parked there and moved
+    back. Call only in a fresh single-threaded worker process.
     """
     setns(path)
     _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     _mount("none", "/", None, MS_REC | MS_SLAVE)
-    _check(_libc.umount2(b"/sys", 2), "umount /sys")  # MNT_DETACH
+    keep_cgroups = cgroup_stash is not None and os.path.ismount(CGROUP_ROOT)
+    if keep_cgroups:
+        assert cgroup_stash is not None
+        cgroup_stash.mkdir(parents=True, exist_ok=True)
+        _mount(CGROUP_ROOT, str(cgroup_stash), None, MS_BIND | MS_REC)
+    _check(_libc.umount2(b"/sys", MNT_DETACH), "umount /sys")
     _mount("sysfs", "/sys", "sysfs", 0)
+    if keep_cgroups:
+        _mount(str(cgroup_stash), CGROUP_ROOT, None, MS_MOVE)
     if name:
         etc = NETNS_ETC_DIR / name
         if etc.is_dir():
@@ -160,18 +181,24 @@ def remove_owned(name: str) -> None:
     (OWNERS_DIR / name).unlink(missing_ok=True)
 
 
-def _sysctl_file(key: str) -> Path:
-    """``net/ipv4/conf/br0/arp_notify`` as is; dotted keys only without interface names."""
-    return Path("/proc/sys") / (key if "/" in key else key.replace(".", "/"))
+def sysctl_path(key: str) -> Path:
+    """/proc/sys path of a sysctl given as ``net/ipv4/conf/br0/arp_notify`` or
+    ``net.ipv4.conf.br0.arp_notify`` (an interface name may hold dots)."""
+    if "/" in key:
+        return Path("/proc/sys") / key
+    parts = key.split(".")
+    if parts[:3] == ["net", "ipv4", "conf"] and len(parts) > 5:
+        parts = [*parts[:3], ".".join(parts[3:-1]), parts[-1]]
+    return Path("/proc/sys").joinpath(*parts)
 
 
 def sysctl_set(path: str | Path, key: str, value: str | int) -> None:
     """Set a per-namespace sysctl (``net.ipv4.ip_forward``) inside ``path``."""
-    run_in(path, lambda: _sysctl_file(key).write_text(f"{value}\n"))
+    run_in(path, lambda: sysctl_path(key).write_text(f"{value}\n"))
 
 
 def sysctl_get(path: str | Path, key: str) -> str:
-    return run_in(path, lambda: _sysctl_file(key).read_text().strip())
+    return run_in(path, lambda: sysctl_path(key).read_text().strip())
 
 
 def exec_argv(name: str | None, argv: list[str], *, die_with_parent: bool = False) -> list[str]:

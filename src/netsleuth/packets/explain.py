@@ -61,17 +61,7 @@ class Explanation:
             "verdicts": dict(self.counts),
             "stale_gateway": self.stale_gateway,
             "orphan_answers": self.orphan_answers,
-            "finding": None
-            if f is None
-            else {
-                "rule": f.rule,
-                "severity": f.severity.label,
-                "subject": f.subject,
-                "title": f.title,
-                "evidence": f.evidence,
-                "why": f.why,
-                "fix": f.fix,
-            },
+            "finding": None if f is None else f.to_json(),
             "queries": [j.as_dict() for j in self.journeys],
             "seconds": round(self.seconds, 3),
         }

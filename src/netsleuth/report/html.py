@@ -9,7 +9,7 @@ from pathlib import Path
 from netsleuth.analysis import Analysis
 from netsleuth.analysis.stats import format_p, p_phrase
 from netsleuth.errors import NetsleuthError
-from netsleuth.report.json_out import iso
+from netsleuth.report.json_out import iso, target_cells
 
 __all__ = ["MAX_EPISODE_ROWS", "render_html", "write_html"]
 
@@ -55,21 +55,7 @@ def render_html(analysis: Analysis) -> str:
     evidence = "".join(f"<li>{_e(x)}</li>" for x in v.evidence)
     targets = _table(
         ["target", "probes", "failed", "rate", "95 % Wilson interval", "episodes", "longest"],
-        [
-            (
-                [
-                    t.target,
-                    str(t.attempts),
-                    str(t.failed),
-                    f"{100 * t.rate:.3g} %",
-                    f"{100 * t.ci_low:.2g}–{100 * t.ci_high:.2g} %",
-                    str(t.episodes),
-                    f"{t.longest_s:.1f} s",
-                ],
-                "",
-            )
-            for t in a.targets
-        ],
+        [(target_cells(t), "") for t in a.targets],
     )
     corr = _table(
         [

@@ -7,12 +7,25 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from netsleuth.analysis import Analysis, Correlation, EpisodeDetail
+from netsleuth.analysis import Analysis, Correlation, EpisodeDetail, TargetStats
 
 __all__ = ["JSON_SCHEMA", "MAX_EPISODES", "iso", "to_json"]
 
 JSON_SCHEMA = 1
 MAX_EPISODES = 1000
+
+
+def target_cells(t: TargetStats) -> list[str]:
+    """One target's row, as both the terminal and the HTML report show it."""
+    return [
+        t.target,
+        str(t.attempts),
+        str(t.failed),
+        f"{100 * t.rate:.3g} %",
+        f"{100 * t.ci_low:.2g}–{100 * t.ci_high:.2g} %",
+        str(t.episodes),
+        f"{t.longest_s:.1f} s",
+    ]
 
 
 def iso(ns: int | None) -> str | None:

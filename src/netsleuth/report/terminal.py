@@ -9,7 +9,7 @@ from rich.text import Text
 
 from netsleuth.analysis import Analysis
 from netsleuth.analysis.stats import format_p, p_phrase
-from netsleuth.report.json_out import iso
+from netsleuth.report.json_out import iso, target_cells
 
 __all__ = ["render_terminal"]
 
@@ -47,15 +47,7 @@ def render_terminal(analysis: Analysis, console: Console) -> None:
     for col in ("target", "probes", "failed", "rate", "95 % interval", "episodes", "longest"):
         targets.add_column(col, justify="left" if col == "target" else "right")
     for t in a.targets:
-        targets.add_row(
-            t.target,
-            str(t.attempts),
-            str(t.failed),
-            f"{100 * t.rate:.3g} %",
-            f"{100 * t.ci_low:.2g}–{100 * t.ci_high:.2g} %",
-            str(t.episodes),
-            f"{t.longest_s:.1f} s",
-        )
+        targets.add_row(*target_cells(t))
     parts: list[Table | Text] = [targets]
 
     if a.correlations:
