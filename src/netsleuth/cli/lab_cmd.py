@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -236,50 +237,49 @@ def _options(args: argparse.Namespace, **overrides: Any) -> Any:
     return LabOptions(**values)
 
 
-def _console(args: argparse.Namespace) -> Console:
+def _progress_console() -> Console:
     # Progress goes to stderr so --json on stdout stays clean.
     return Console(stderr=True)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _cases(args: argparse.Namespace, title: str, run: Callable[..., list[Any]]) -> int:
+    """Common body of `lab run` and `lab compare`: run the cases with progress,
+    then print them as a table or JSON."""
     from netsleuth.lab import check_requirements
     from netsleuth.lab.render import LabProgress, results_table
-    from netsleuth.lab.run import run_case
 
     require_root("netsleuth lab")
     check_requirements()
+    with LabProgress(_progress_console()) as progress:
+        results = run(progress.update)
+    if args.json:
+        print(json.dumps({"cases": [r.to_json() for r in results]}, indent=2))
+        return 0
+    Console().print(results_table(results, title=title))
+    for r in results:
+        if r.store:
+            Console().print(f"store kept at {r.store}: netsleuth report --store {r.store}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from netsleuth.lab.run import run_case
+
     opts = _options(args)
     opts.validate()
-    err = _console(args)
-    with LabProgress(err) as progress:
-        result = run_case(opts, progress.update)
-    if args.json:
-        print(json.dumps({"cases": [result.to_json()]}, indent=2))
-    else:
-        Console().print(results_table([result], title=f"lab run ({result.name})"))
-        if result.store:
-            Console().print(
-                f"store kept at {result.store}: netsleuth report --store {result.store}"
-            )
-    return 0
+    return _cases(args, f"lab run ({opts.case_name})", lambda p: [run_case(opts, p)])
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from netsleuth.lab import check_requirements
-    from netsleuth.lab.render import LabProgress, results_table
     from netsleuth.lab.run import compare
 
-    require_root("netsleuth lab")
-    check_requirements()
     opts = _options(args, arp_notify=False)
     opts.validate()
-    with LabProgress(_console(args)) as progress:
-        results = compare(opts, with_arp_notify=args.arp_notify, progress=progress.update)
-    if args.json:
-        print(json.dumps({"cases": [r.to_json() for r in results]}, indent=2))
-    else:
-        Console().print(results_table(results, title="lab compare"))
-    return 0
+    return _cases(
+        args,
+        "lab compare",
+        lambda p: compare(opts, with_arp_notify=args.arp_notify, progress=p),
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -290,7 +290,7 @@ def _demo(args: argparse.Namespace) -> int:
         duration=args.duration,
         as_json=args.json,
         console=Console(),
-        err=_console(args),
+        err=_progress_console(),
         containers=args.containers,
         engine=args.engine,
     )

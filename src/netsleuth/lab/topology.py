@@ -240,20 +240,6 @@ def nft_apply(ns: str, ruleset_json: str) -> None:
         raise NetsleuthError(f"nft failed in {ns}: {proc.stderr.strip()}")
 
 
-def _wait_dns(ns: str, server: str, name: str, deadline_s: float) -> None:
-    query = dns.message.make_query(name, dns.rdatatype.A)
-    end = time.monotonic() + deadline_s
-    last: Exception | None = None
-    while time.monotonic() < end:
-        try:
-            netns.run_in(netns.netns_path(ns), lambda: dns.query.udp(query, server, timeout=0.2))
-            return
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
-            last = exc
-            time.sleep(0.05)
-    raise NetsleuthError(f"dnsmasq in {ns} did not answer within {deadline_s:.0f} s ({last})")
-
-
 def wait_healthy(
     topo: LabTopology, paths: Sequence[str], timeout: float = 60.0, needed: int = 3
 ) -> float | None:
@@ -267,11 +253,11 @@ def wait_healthy(
             if time.monotonic() - start > timeout:
                 return None
             try:
-                netns.run_in(path, lambda: dns.query.udp(query, topo.dns_server, timeout=0.3))
+                netns.run_in(path, lambda: dns.query.udp(query, topo.dns_server, timeout=0.2))
                 streak += 1
             except (dns.exception.DNSException, OSError):
                 streak = 0
-                time.sleep(0.2)
+                time.sleep(0.05)
     return time.monotonic() - start
 
 
@@ -324,7 +310,8 @@ def build_lab(config: LabConfig) -> Iterator[LabTopology]:
         dnsmasq = _start_dnsmasq(topo)
         topo.pids.append({"pid": dnsmasq.pid, "start_time": process_start_time(dnsmasq.pid) or 0})
         state_file.write_text(topo.to_json())
-        _wait_dns(host_ns, topo.dns_server, DNS_NAME, 5.0)
+        if wait_healthy(topo, [str(netns.netns_path(host_ns))], timeout=5.0, needed=1) is None:
+            raise NetsleuthError(f"dnsmasq in {up_ns} did not answer within 5 s")
         yield topo
     finally:
         if dnsmasq is not None:

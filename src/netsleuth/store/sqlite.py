@@ -350,12 +350,6 @@ class Store:
             (run_id, time.time_ns(), netns, kind, subject, json.dumps(data, default=str)),
         )
 
-    def counts(self) -> dict[str, int]:
-        return {
-            t: self._conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            for t in ("runs", "probes", "events")
-        }
-
 
 _STOP = object()
 
