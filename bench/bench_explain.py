@@ -136,9 +136,11 @@ class Run(NamedTuple):
     out: str  # its stdout, when captured
 
 
-def run_child(argv: list[str], stdout: int | None = subprocess.DEVNULL) -> Run:
+def run_child(
+    argv: list[str], stdout: int | None = subprocess.DEVNULL, env: dict[str, str] | None = None
+) -> Run:
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.DEVNULL, env=env)
     out = proc.stdout.read().decode() if proc.stdout is not None else ""
     _pid, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
@@ -147,19 +149,35 @@ def run_child(argv: list[str], stdout: int | None = subprocess.DEVNULL) -> Run:
     return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, out)
 
 
-def best_of(runs: int, argv: list[str], stdout: int | None = subprocess.DEVNULL) -> Run:
+def best_of(
+    runs: int,
+    argv: list[str],
+    stdout: int | None = subprocess.DEVNULL,
+    env: dict[str, str] | None = None,
+) -> Run:
     """The fastest of ``runs`` runs (the machine is shared: noise only slows)."""
-    return min((run_child(argv, stdout) for _ in range(max(runs, 1))), key=lambda r: r.wall)
+    return min((run_child(argv, stdout, env) for _ in range(max(runs, 1))), key=lambda r: r.wall)
+
+
+def plain_python_env(tmp: Path) -> dict[str, str]:
+    """An environment importing netsleuth from a copy of its sources without the
+    compiled modules (netsleuth.packets.accel): the plain-Python figure."""
+    import netsleuth
+
+    src = Path(netsleuth.__file__).resolve().parent
+    shutil.copytree(src, tmp / "netsleuth", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    return {**os.environ, "PYTHONPATH": str(tmp)}
 
 
 EXPLAIN_SNIPPET = """
 import sys, time
+from netsleuth.packets.accel import compiled_modules
 from netsleuth.packets.explain import explain
 t = time.perf_counter()
 e = explain([sys.argv[1]], keep="failed")
 dt = time.perf_counter() - t
 print(e.stats.frames, dt, e.journeys_total, *(e.counts[k] for k in sorted(e.counts)),
-      e.stale_gateway)
+      e.stale_gateway, ",".join(compiled_modules()) or "none")
 """
 
 WALK_SNIPPET = """
@@ -220,12 +238,20 @@ def main() -> int:
 
     rows: list[tuple[str, Run]] = []
     ex = best_of(args.runs, [py, "-c", EXPLAIN_SNIPPET, str(path)], subprocess.PIPE)
-    frames, inner, total, *counts_stale = ex.out.split()
+    frames, inner, total, *counts_stale, compiled = ex.out.split()
     print(
         f"explain result: {total} journeys, verdict counts (sorted by name) "
-        f"{counts_stale[:-1]}, stale-gateway {counts_stale[-1]}"
+        f"{counts_stale[:-1]}, stale-gateway {counts_stale[-1]}; compiled modules: {compiled}"
     )
     rows.append(("explain: whole process (interpreter start incl.)", ex))
+    plain = best_of(
+        args.runs,
+        [py, "-c", EXPLAIN_SNIPPET, str(path)],
+        subprocess.PIPE,
+        plain_python_env(Path(tmp.name)),
+    )
+    assert plain.out.split()[2:-1] == ex.out.split()[2:-1], "plain Python disagrees"
+    rows.append(("explain, plain Python (no compiled modules)", plain))
     small_run = run_child([py, "-c", EXPLAIN_SNIPPET, str(small)], subprocess.PIPE)
     walk = best_of(args.runs, [py, "-c", WALK_SNIPPET, str(path)], subprocess.PIPE)
     rows.append(("bare mmap+struct walk of block headers", walk))

@@ -247,6 +247,32 @@ def test_bad_block_length_is_reported_not_followed(tmp_path: Path) -> None:
     assert reader.stats.damaged and "impossible length" in reader.stats.damaged[0]
 
 
+def block_offsets(data: bytes) -> list[tuple[int, int, int]]:
+    """(offset, type, length) of each block of a little-endian pcapng file."""
+    out = []
+    off = 0
+    while off < len(data):
+        btype, blen = struct.unpack_from("<II", data, off)
+        out.append((off, btype, blen))
+        off += blen
+    return out
+
+
+@pytest.mark.parametrize(("packet_block", "kept"), [(1, 2), (2, 3)])
+def test_trailing_length_mismatch_ends_the_read(
+    tmp_path: Path, packet_block: int, kept: int
+) -> None:
+    data = bytearray(write_pcapng(tmp_path).read_bytes())
+    off, _btype, blen = [b for b in block_offsets(bytes(data)) if b[1] == 6][packet_block]
+    data[off + blen - 4 : off + blen] = struct.pack("<I", blen + 4)
+    bad = tmp_path / "trailer.pcapng"
+    bad.write_bytes(bytes(data))
+    packets, reader = read_captures([bad])
+    # the block is read before its trailing length is checked: it counts, nothing after it
+    assert len(packets) == kept
+    assert reader.stats.damaged == [f"{bad}: block at byte {off}: trailing length does not match"]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

@@ -25,6 +25,7 @@ Data moves one way:
 :mod:`.frames` builds frames for golden files and the benchmark.
 """
 
+from netsleuth.packets import accel as _accel  # noqa: F401 - first: drops a stale compiled build
 from netsleuth.packets.capture import (
     CaptureResult,
     CaptureSpec,

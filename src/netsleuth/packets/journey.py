@@ -239,15 +239,23 @@ class JourneyMatcher:
         dns_type = DnsPacket
         group_type = _Group
         next_evict = self._next_evict
-        for pkt in packets:
-            ts = pkt[0]
-            if ts >= next_evict:
-                if order:
-                    done: list[Journey] = []
-                    self._evict(ts - window, done)
-                    yield from done
-                next_evict = self._next_evict
-            if type(pkt) is dns_type:
+        answered = orphans = 0  # counted here, added to the summary in the end
+        try:
+            for pkt in packets:
+                ts = pkt[0]
+                if ts >= next_evict:
+                    if order:
+                        done: list[Journey] = []
+                        self._evict(ts - window, done)
+                        yield from done
+                    next_evict = self._next_evict
+                if type(pkt) is not dns_type:
+                    assert type(pkt) is ArpPacket
+                    if self._arp(pkt) and self._held:
+                        done = []
+                        self._release(ts, done)
+                        yield from done
+                    continue
                 _ts, iface, _sm, _dm, src, dst, sport, dport, dns_id, flags, qname, _qt = pkt
                 key = (dns_id, qname)
                 group = pending_get(key)
@@ -269,23 +277,28 @@ class JourneyMatcher:
                     elif not group.done:
                         group.sightings.append(pkt)
                 elif group is None:
-                    self.summary.orphan_answers += 1
-                elif not group.done:
-                    if (
-                        not keep_answered
-                        and iface == group.iface
-                        and dst == group.src
-                        and dport == group.sport
-                    ):
-                        self._answered_early(group)
-                    else:
-                        group.sightings.append(pkt)
-            else:
-                assert type(pkt) is ArpPacket
-                if self._arp(pkt) and self._held:
-                    done = []
-                    self._release(ts, done)
-                    yield from done
+                    orphans += 1
+                elif group.done:
+                    pass
+                elif (
+                    iface == group.iface
+                    and dst == group.src
+                    and dport == group.sport
+                    and not keep_answered
+                ):
+                    # answered at its origin and not to be kept: count it, drop its packets
+                    if not self._uplink_seen:
+                        self._learn_uplink(group)
+                    group.done = True
+                    group.sightings = []
+                    answered += 1
+                else:
+                    group.sightings.append(pkt)
+        finally:
+            s = self.summary
+            s.journeys += answered
+            s.by_verdict[_ANSWERED] += answered
+            s.orphan_answers += orphans
 
     def finish(self) -> list[Journey]:
         done: list[Journey] = []
@@ -296,14 +309,16 @@ class JourneyMatcher:
     def _evict(self, before: int | None, done: list[Journey]) -> None:
         order = self._order
         pending = self._pending
+        pending_get = pending.get
         popleft = order.popleft
-        while order and (before is None or order[0].first_ts < before):
+        limit = before if before is not None else 1 << 127
+        while order and order[0].first_ts < limit:
             group = popleft()
-            if pending.get(group.key) is group:
-                del pending[group.key]
+            key = group.key
+            if pending_get(key) is group:  # else: closed when a colliding query opened another
+                del pending[key]
                 if not group.done:
                     self._close(group, done)
-            # else: closed early, when a colliding query opened a new group
         # look again once the oldest is due, but not more often than every window/8
         self._next_evict = (
             max(order[0].first_ts + self.window_ns, (before or 0) + self.window_ns + self._slack)
@@ -362,17 +377,12 @@ class JourneyMatcher:
             return i.name, i.netns
         return f"if{iface}", ""
 
-    def _answered_early(self, group: _Group) -> None:
-        """Answered at its origin and not to be kept: count it, drop its packets."""
-        if not self._uplink_seen:
-            for p in group.sightings:
-                if not p.flags & 0x8000 and (p.src != group.src or p.sport != group.sport):
-                    self._uplink_seen = True
-                    self._uplink_ifaces.add(p.iface)
-        group.done = True
-        group.sightings = []
-        self.summary.journeys += 1
-        self.summary.by_verdict[_ANSWERED] += 1
+    def _learn_uplink(self, group: _Group) -> None:
+        """A translated query of ``group`` shows the capture saw the uplink."""
+        for p in group.sightings:
+            if not p.flags & 0x8000 and (p.src != group.src or p.sport != group.sport):
+                self._uplink_seen = True
+                self._uplink_ifaces.add(p.iface)
 
     def _close(self, group: _Group, done: list[Journey]) -> None:
         if group.done:

@@ -1,0 +1,78 @@
+"""The compiled build of the reader and matcher: in use after setup, never
+stale, and the plain-Python modules it replaces still pass the same tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import netsleuth.packets.journey
+import netsleuth.packets.reader
+from netsleuth.packets import accel
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = ROOT / "src" / "netsleuth"
+
+
+def copy_source(dest: Path, *, with_build: bool) -> Path:
+    ignore = ["__pycache__"] if with_build else ["__pycache__", "*.so", accel.DIGEST_FILE]
+    shutil.copytree(SOURCE, dest / "netsleuth", ignore=shutil.ignore_patterns(*ignore))
+    return dest / "netsleuth" / "packets"
+
+
+def run_python(code: str, path: Path) -> str:
+    env = {**os.environ, "PYTHONPATH": str(path), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return proc.stdout.strip()
+
+
+def test_setup_built_the_compiled_modules_and_they_are_in_use() -> None:
+    assert accel.is_fresh(), "run scripts/setup: it compiles the reader and matcher"
+    assert sorted(accel.compiled_modules()) == sorted(accel.COMPILED)
+    assert netsleuth.packets.reader.__file__.endswith(".so")
+    assert netsleuth.packets.journey.__file__.endswith(".so")
+
+
+def test_a_stale_build_is_dropped_and_the_sources_run(tmp_path: Path) -> None:
+    package = copy_source(tmp_path, with_build=True)
+    assert accel.is_fresh(package)
+    with (package / "reader.py").open("a") as fh:
+        fh.write("\n# edited after the build\n")
+    assert not accel.is_fresh(package)
+    loaded = run_python("import netsleuth.packets.reader as r; print(r.__file__)", tmp_path)
+    assert loaded == str(package / "reader.py")
+    assert not list(package.glob("*.so"))
+    assert not (package / accel.DIGEST_FILE).exists()
+
+
+def test_plain_python_modules_pass_the_packet_unit_tests(tmp_path: Path) -> None:
+    package = copy_source(tmp_path, with_build=False)
+    loaded = run_python("import netsleuth.packets.journey as j; print(j.__file__)", tmp_path)
+    assert loaded == str(package / "journey.py")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "not netns and not lab",
+            str(ROOT / "tests" / "packets"),
+            f"--ignore={Path(__file__)}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout
