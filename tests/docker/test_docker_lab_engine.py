@@ -23,6 +23,10 @@ from netsleuth.lab.docker_engine import (
     DockerEngine,
     docker_host_of,
 )
+from netsleuth.packets.capture import CaptureSpec
+from netsleuth.packets.hops import target_specs
+from netsleuth.probes.spec import parse_resolv_conf
+from netsleuth.watch.targets import parse_target
 
 pytestmark = [pytest.mark.docker, pytest.mark.lab, pytest.mark.timeout(180)]
 
@@ -55,6 +59,18 @@ def test_probe_container_resolves_through_the_lab_and_churn_moves_the_mac() -> N
             (port,) = [link for link in ipr.get_links() if link.get("master") == br]
             assert port.get("address") == HIGH_PORT_MAC
             assert ipr.get_links(br)[0].get("address") == HIGH_PORT_MAC
+
+        # `capture --target container:NAME` finds the same hops from the kernel's
+        # topology: the probe's port, the bridge, the uplink toward its DNS server
+        location = parse_target(probe.target, docker_host=engine.host).locate()
+        assert location is not None and location.path is not None
+        server = parse_resolv_conf(location.resolv_conf().read_text())[0]
+        assert server == topo.dns_server
+        assert target_specs(location.path, probe.target, server) == [
+            CaptureSpec(topo.host_ns, port.get("ifname"), "client"),
+            CaptureSpec(topo.host_ns, topo.bridge, "bridge"),
+            CaptureSpec(topo.host_ns, topo.uplink, "uplink"),
+        ]
 
         seen: list[str] = []
         stop = threading.Event()

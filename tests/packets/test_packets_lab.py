@@ -23,6 +23,7 @@ from netsleuth import netns
 from netsleuth.lab import Churn, ChurnStep, LabConfig, LabTopology, build_lab
 from netsleuth.packets.capture import CaptureResult, capture, lab_specs
 from netsleuth.packets.explain import Explanation, explain
+from netsleuth.packets.hops import target_specs
 from netsleuth.packets.model import DnsPacket, Verdict
 from netsleuth.packets.reader import read_captures
 
@@ -109,6 +110,9 @@ def lab_run(tmp: Path, *, pin: bool, churn_s: float, tail_s: float, tcpdump: boo
                 for proc, _out in dumps:
                     wait_listening(proc)
             specs = lab_specs(topo.host_ns, [port], topo.bridge, topo.uplink)
+            # `capture --target` finds the same hops from the kernel's topology
+            container = netns.netns_path(topo.container_ns[0])
+            assert target_specs(str(container), server=topo.dns_server) == specs
             stop, ready = threading.Event(), threading.Event()
             box: dict[str, CaptureResult] = {}
             thread = threading.Thread(

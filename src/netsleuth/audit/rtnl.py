@@ -28,7 +28,7 @@ NLMSG_ERROR = 2
 NLMSG_DONE = 3
 RTM_NEWLINK, RTM_GETLINK = 16, 18
 RTM_NEWNEIGH, RTM_GETNEIGH = 28, 30
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER = 1, 3, 4, 10
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_EXT_MASK, IFLA_LINK_NETNSID = 16, 18, 29, 37
 IFLA_INFO_KIND = 1
 RTM_NEWNSID, RTM_GETNSID = 88, 90
@@ -47,6 +47,7 @@ class RawLink:
     master: int
     operstate: str
     netnsid: int | None
+    link: int = 0  # the peer's index for a veth (in the namespace netnsid names)
 
 
 def _attrs(data: bytes, offset: int, end: int) -> Iterator[tuple[int, bytes]]:
@@ -94,7 +95,7 @@ def dump_links() -> list[RawLink]:
     for data, start, end in _dump(RTM_GETLINK, body, RTM_NEWLINK):
         _fam, _type, index, _flags, _change = _IFINFO.unpack_from(data, start)
         name, mac, kind = "", "", ""
-        mtu = master = 0
+        mtu = master = link = 0
         operstate = "UNKNOWN"
         netnsid: int | None = None
         for attr, value in _attrs(data, start + _IFINFO.size, end):
@@ -106,6 +107,8 @@ def dump_links() -> list[RawLink]:
                 (mtu,) = struct.unpack_from("=I", value)
             elif attr == IFLA_MASTER:
                 (master,) = struct.unpack_from("=I", value)
+            elif attr == IFLA_LINK:
+                (link,) = struct.unpack_from("=I", value)
             elif attr == IFLA_OPERSTATE:
                 state = value[0]
                 operstate = _OPERSTATES[state] if state < len(_OPERSTATES) else str(state)
@@ -115,7 +118,7 @@ def dump_links() -> list[RawLink]:
                 for sub, subvalue in _attrs(value, 0, len(value)):
                     if sub == IFLA_INFO_KIND:
                         kind = subvalue.split(b"\0", 1)[0].decode(errors="replace")
-        out.append(RawLink(index, name, mac, mtu, kind, master, operstate, netnsid))
+        out.append(RawLink(index, name, mac, mtu, kind, master, operstate, netnsid, link))
     return out
 
 

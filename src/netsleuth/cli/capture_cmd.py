@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from netsleuth.cli._common import positive_float, positive_int, require_root
-from netsleuth.errors import InvalidArgument
+from netsleuth.errors import InvalidArgument, TargetNotFound
 from netsleuth.packets.capture import CaptureResult, CaptureSpec, capture, lab_specs
 
 __all__ = ["add_parser", "parse_iface"]
@@ -28,12 +28,15 @@ bridge shows what it handed up to the host, so a query sent to a stale
 gateway MAC is missing there, exactly as the host never saw it — even while
 a tcpdump elsewhere has made the bridge promiscuous.
 
-Pick the interfaces with --lab RUN_ID (a running `netsleuth lab`), or name
-them with --iface NETNS:IFNAME[:ROLE], repeated (NETNS "host" is this
-process's own namespace; ROLE is client, bridge or uplink and lets explain
-tell the hops apart without NAT). Needs root.
+Pick the interfaces with --target (netns:NAME, pid:PID or
+container:NAME_OR_ID: its veth's peer, that peer's bridge and the uplink,
+found from the kernel's topology), with --lab RUN_ID (a running `netsleuth
+lab`), or name them with --iface NETNS:IFNAME[:ROLE], repeated (NETNS "host"
+is this process's own namespace; ROLE is client, bridge or uplink and lets
+explain tell the hops apart without NAT). Needs root.
 
 examples:
+  netsleuth capture --target container:web --duration 60 -w web.pcapng
   netsleuth capture --lab 3fa2c1 --duration 60 -w lab.pcapng
   netsleuth capture --iface host:veth1a2b:client --iface host:docker0:bridge \\
       --iface host:eth0:uplink --count 10000 -w host.pcapng
@@ -62,6 +65,11 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--target",
+        metavar="TARGET",
+        help="capture the hops of netns:NAME, pid:PID or container:NAME_OR_ID",
+    )
     where.add_argument("--lab", metavar="RUN_ID", help="capture the hops of a running lab")
     where.add_argument(
         "--iface",
@@ -73,10 +81,34 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--duration", type=positive_float, metavar="SECONDS", help="stop after")
     parser.add_argument("--count", type=positive_int, metavar="N", help="stop after N frames")
     parser.add_argument("--json", action="store_true", help="machine-readable summary")
+    parser.add_argument(
+        "--docker-host",
+        metavar="URL",
+        help="Docker API for container: targets (default unix:///var/run/docker.sock)",
+    )
     parser.set_defaults(handler=run)
 
 
 def _specs(args: argparse.Namespace) -> list[CaptureSpec]:
+    if args.target:
+        from netsleuth.packets.hops import target_specs
+        from netsleuth.probes.spec import parse_resolv_conf
+        from netsleuth.watch.targets import parse_target
+
+        target = parse_target(args.target, docker_host=args.docker_host)
+        if target.kind == "host":
+            raise InvalidArgument(
+                "--target host: the host has no single path to follow; "
+                "give netns:NAME, pid:PID or container:NAME_OR_ID, or --iface"
+            )
+        location = target.locate()
+        if location is None or location.path is None:
+            raise TargetNotFound(f"{target.label} was not found (is it running?)")
+        try:
+            servers = parse_resolv_conf(location.resolv_conf().read_text())
+        except OSError:
+            servers = []
+        return target_specs(location.path, target.label, servers[0] if servers else None)
     if args.lab:
         from netsleuth.lab import load_topology
 
@@ -88,8 +120,8 @@ def _specs(args: argparse.Namespace) -> list[CaptureSpec]:
 def run(args: argparse.Namespace) -> int:
     if args.duration is None and args.count is None:
         raise InvalidArgument("give --duration SECONDS or --count N so the capture ends")
-    specs = _specs(args)
     require_root("capture")
+    specs = _specs(args)
     result = capture(specs, args.write, duration=args.duration, count=args.count)
     if args.json:
         print(json.dumps(as_dict(result), indent=2))

@@ -30,6 +30,17 @@ class Location:
     identity: tuple[int, int]  # (st_dev, st_ino) of the namespace: changes when re-created
     sysfs: Path | None = None  # where this namespace's /sys can be read, if known
 
+    def resolv_conf(self) -> Path:
+        """The resolv.conf the target's processes read (best guess from outside:
+        ``/etc/netns/NAME/``, the process's root, or the host's)."""
+        if self.netns_name:
+            own = Path("/etc/netns") / self.netns_name / "resolv.conf"
+            if own.exists():
+                return own
+        if self.sysfs is not None and self.sysfs != Path("/sys"):
+            return self.sysfs.parent / "etc" / "resolv.conf"
+        return Path("/etc/resolv.conf")
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
