@@ -9,8 +9,11 @@ import pytest
 
 from netsleuth.cli import main
 from netsleuth.cli.capture_cmd import parse_iface
+from netsleuth.cli.explain_cmd import render
 from netsleuth.errors import InvalidArgument
-from netsleuth.model import EventKind, NetEvent
+from netsleuth.model import EventKind, Finding, NetEvent, Severity
+from netsleuth.packets.explain import Explanation
+from netsleuth.packets.model import ReadStats, Verdict
 from netsleuth.store import Store, StoreWriter
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "packets"
@@ -26,6 +29,41 @@ def test_explain_text_names_the_stale_gateway(capsys: pytest.CaptureFixture[str]
     assert "127 queries to 02:00:00:00:00:01" in out
     assert "fix: pin the MAC" in out
     assert "queries (" not in out  # the per-query list only on request
+
+
+def test_explain_text_keeps_long_mac_lists_short() -> None:
+    macs = [f"02:00:00:00:00:{n:02x}" for n in range(1, 40)]
+    finding = Finding(
+        rule="stale-gateway",
+        severity=Severity.CRITICAL,
+        subject="br0",
+        title="stale",
+        evidence={
+            "destination_macs": dict.fromkeys(macs, 2),
+            "bridge_macs_then": macs[1:],
+            "departed_ports": [],
+        },
+        why="why",
+        fix="fix",
+    )
+    result = Explanation(
+        files=(),
+        stats=ReadStats(),
+        interfaces=(),
+        counts={str(v): 0 for v in Verdict},
+        journeys_total=0,
+        stale_gateway=78,
+        orphan_answers=0,
+        journeys=(),
+        finding=finding,
+        seconds=0.0,
+    )
+    text = render(result, queries=None, limit=10)
+    assert text.count(" queries to 02:") == 10
+    assert "and to 29 more MACs (--json lists all)" in text
+    bridge_line = next(line for line in text.splitlines() if "bridge MAC at" in line)
+    assert bridge_line.count("02:00") == 10
+    assert bridge_line.endswith("(+28 more, --json lists all)")
 
 
 def test_explain_query_list(capsys: pytest.CaptureFixture[str]) -> None:

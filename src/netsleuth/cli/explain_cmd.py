@@ -180,11 +180,14 @@ def render(result: Explanation, *, queries: str | None, limit: int) -> str:
         lines.append("")
         lines.append(f"{f.severity.label.upper()} {f.rule}: {f.title}")
         ev = f.evidence
-        for mac, n in sorted(ev["destination_macs"].items(), key=lambda kv: -kv[1])[:10]:
+        dst_macs = sorted(ev["destination_macs"].items(), key=lambda kv: -kv[1])
+        for mac, n in dst_macs[:10]:
             lines.append(f"  {n:>6} queries to {mac}")
-        lines.append(f"  bridge MAC at those moments: {', '.join(ev['bridge_macs_then'])}")
+        if len(dst_macs) > 10:
+            lines.append(f"  ... and to {len(dst_macs) - 10} more MACs (--json lists all)")
+        lines.append(f"  bridge MAC at those moments: {_first(ev['bridge_macs_then'])}")
         if ev["departed_ports"]:
-            lines.append(f"  departed ports that owned them: {', '.join(ev['departed_ports'])}")
+            lines.append(f"  departed ports that owned them: {_first(ev['departed_ports'])}")
         lines.append(f"  why: {f.why}")
         lines.append(f"  fix: {f.fix}")
     if queries:
@@ -213,3 +216,9 @@ def _query_line(j: Journey) -> str:
         if m.stale_gateway:
             text += " STALE-GATEWAY"
     return text
+
+
+def _first(items: list[str], n: int = 10) -> str:
+    """At most ``n`` items, saying how many more there are."""
+    shown = ", ".join(items[:n])
+    return shown + (f" (+{len(items) - n} more, --json lists all)" if len(items) > n else "")
