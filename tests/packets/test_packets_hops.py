@@ -87,7 +87,9 @@ def test_capture_target_through_the_cli(
     out = tmp_path / "t.pcapng"
     argv = ["capture", "--target", f"netns:{ctr.name}", "--duration", "0.5"]
     assert main([*argv, "-w", str(out), "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    summary = json.loads(printed.out)
+    assert f"capturing on {host}:port0 (client), {host}:br0 (bridge)" in printed.err
     assert [(i["netns"], i["ifname"], i["role"]) for i in summary["interfaces"]] == [
         (host, "port0", "client"),
         (host, "br0", "bridge"),

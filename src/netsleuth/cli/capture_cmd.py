@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from netsleuth.cli._common import positive_float, positive_int, require_root
@@ -122,6 +123,13 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidArgument("give --duration SECONDS or --count N so the capture ends")
     require_root("capture")
     specs = _specs(args)
+    hops = ", ".join(f"{s.label} ({s.role})" if s.role else s.label for s in specs)
+    limits = []
+    if args.duration:
+        limits.append(f"{args.duration:g} s")
+    if args.count:
+        limits.append(f"{args.count} frames")
+    print(f"capturing on {hops} for {' or '.join(limits)}; Ctrl-C ends it", file=sys.stderr)
     result = capture(specs, args.write, duration=args.duration, count=args.count)
     if args.json:
         print(json.dumps(as_dict(result), indent=2))

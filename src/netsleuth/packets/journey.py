@@ -227,7 +227,9 @@ class JourneyMatcher:
         """Take packets; yields journeys as they finish (call :meth:`finish` after).
 
         The hot loop of ``explain``: locals instead of attributes, tuple
-        unpacking instead of field access.
+        unpacking instead of field access; queries answered at their origin
+        and orphan answers are counted in locals and added to :attr:`summary`
+        when the iteration ends.
         """
         pending = self._pending
         pending_get = pending.get
