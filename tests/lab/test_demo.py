@@ -30,10 +30,13 @@ def test_demo_names_the_cause_fixes_it_and_leaves_nothing() -> None:
     assert verdict["cause"] == "bridge-mac-flap" and verdict["bridge"] == "labbr0"
     assert before["failed"] > 0.2 * before["probes"] and before["mac_changes"] > 0
     assert after["mac_changes"] == 0
-    # After the fix: no outage at all. Isolated single lost probes remain for a
-    # while (about 1 %: see docs/lab.md), so only those are tolerated.
+    # After the fix: no outage at all, and no single lost probes either: the
+    # fix also deleted the conntrack entries the flooded queries had left without
+    # NAT (without that, ~0.8 % were lost for 30 s: see docs/lab.md). A probe or
+    # two is tolerated for a loaded machine.
+    assert out["conntrack_entries_deleted"] > 0
     assert all(o["failed"] == 1 for o in after["outages"])
-    assert after["failed"] <= 0.03 * after["probes"]
+    assert after["failed"] <= 2
     assert wall < 120
     # The narrative went to stderr, step by step.
     for step in (

@@ -55,7 +55,7 @@ def test_explain_text_keeps_long_mac_lists_short() -> None:
         stale_gateway=78,
         orphan_answers=0,
         journeys=(),
-        finding=finding,
+        findings=(finding,),
         seconds=0.0,
     )
     text = render(result, queries=None, limit=10)

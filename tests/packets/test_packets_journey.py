@@ -8,7 +8,13 @@ import pytest
 
 from netsleuth.model import EventKind, NetEvent
 from netsleuth.packets.frames import qname_wire
-from netsleuth.packets.journey import JourneyMatcher, bridge_history, match, stale_gateway_finding
+from netsleuth.packets.journey import (
+    JourneyMatcher,
+    bridge_history,
+    escaped_nat_finding,
+    match,
+    stale_gateway_finding,
+)
 from netsleuth.packets.model import ArpPacket, DnsPacket, Interface, Journey, Verdict
 
 CLIENT, CLIENT2, GW, NAT, SERVER = (
@@ -158,7 +164,55 @@ def test_uplink_is_inferred_from_nat_without_roles() -> None:
     # a query that escaped NAT on an interface where NATed ones were seen still "left"
     packets = [*answered_trip(0, 1), q(100 * MS, PORT, 2), q(100 * MS, UPLINK, 2)]
     js = run(packets, NO_ROLES)
-    assert [j.verdict for j in js] == [Verdict.ANSWERED, Verdict.NAT_UNANSWERED]
+    assert [j.verdict for j in js] == [Verdict.ANSWERED, Verdict.ESCAPED_NAT]
+    assert js[1].nat_source == f"{CLIENT}:4000"  # left as itself
+    assert js[1].reused_entry_age_ns is None  # nothing in the capture explains it
+
+
+def escaped_after_flood(gap_ms: int) -> list[DnsPacket]:
+    """A query flooded to a departed MAC (never left), an answered one that shows
+    the uplink NATs, and ``gap_ms`` later a query from the flooded one's port
+    that leaves the uplink untranslated."""
+    return [
+        q(0, PORT, 1, sport=5000, dmac=OLD),
+        *answered_trip(100 * MS, 2),
+        q(gap_ms * MS, PORT, 3, sport=5000),
+        q(gap_ms * MS, BRIDGE, 3, sport=5000),
+        q(gap_ms * MS + MS, UPLINK, 3, sport=5000),
+    ]
+
+
+def test_escaped_nat_names_the_reused_entry_of_a_flooded_query() -> None:
+    js = run(escaped_after_flood(12_000))
+    assert [j.verdict for j in js] == [
+        Verdict.NEVER_LEFT_BRIDGE,
+        Verdict.ANSWERED,
+        Verdict.ESCAPED_NAT,
+    ]
+    assert js[2].reused_entry_age_ns == 12_000 * MS
+    finding = escaped_nat_finding(js)
+    assert finding is not None and finding.rule == "stale-conntrack-entry"
+    assert finding.evidence["reusing_a_never_left_query_entry"] == 1
+    assert finding.evidence["entry_age_s_max"] == 12.0
+
+
+def test_an_entry_older_than_the_conntrack_timeout_is_not_blamed() -> None:
+    js = run(escaped_after_flood(31_000))
+    assert js[2].verdict is Verdict.ESCAPED_NAT
+    assert js[2].reused_entry_age_ns is None
+    finding = escaped_nat_finding(js)
+    assert finding is not None and finding.rule == "escaped-nat"
+    # a shorter timeout (a host with nf_conntrack_udp_timeout=10) does not blame 12 s either
+    short = run(escaped_after_flood(12_000), conntrack_timeout_ns=10_000 * MS)
+    assert short[2].reused_entry_age_ns is None
+
+
+def test_untranslated_where_nothing_is_natted_is_not_escaped() -> None:
+    # a routed host (no NAT anywhere): unanswered after leaving is the upstream's doing
+    packets = [q(0, PORT, 1), q(0, BRIDGE, 1), q(MS, UPLINK, 1)]
+    [j] = run(packets)
+    assert j.verdict is Verdict.NAT_UNANSWERED
+    assert escaped_nat_finding([j]) is None
 
 
 def test_stale_gateway_from_arp_after_the_query() -> None:

@@ -25,6 +25,7 @@ say what happened to it:
 
   answered            an answer came back to the client
   nat-unanswered      NATed out through the uplink, no answer came back (upstream)
+  escaped-nat         left through the uplink untranslated where others were NATed
   lost-on-return      answered upstream, the answer never reached the client
   never-left-bridge   never seen on the uplink: the host never routed it
   unanswered          no answer, and no uplink in the capture to tell where
@@ -32,7 +33,10 @@ say what happened to it:
 For queries that never left the bridge it shows the frame's destination MAC
 against the bridge's MAC at that moment (from the capture's ARP traffic, or
 exactly from a watch store with --store) and names the stale-gateway
-signature: frames sent to a MAC that no longer belongs to the bridge.
+signature: frames sent to a MAC that no longer belongs to the bridge. For
+queries that escaped NAT it looks for an earlier query from the same port
+that never left the bridge within 30 s: its conntrack entry, made without NAT
+when the bridge flooded it, is what the later query reused.
 
 Reads pcap and pcapng (netsleuth capture, tcpdump -w, Wireshark), Ethernet
 and Linux cooked captures; several files (one per interface) are merged by
@@ -175,19 +179,26 @@ def render(result: Explanation, *, queries: str | None, limit: int) -> str:
             "  note: no uplink was seen in the capture; capture the uplink too "
             "(netsleuth capture --lab / --iface NETNS:UPLINK:uplink) to tell where they stopped"
         )
-    f = result.finding
-    if f is not None:
+    for f in result.findings:
         lines.append("")
         lines.append(f"{f.severity.label.upper()} {f.rule}: {f.title}")
         ev = f.evidence
-        dst_macs = sorted(ev["destination_macs"].items(), key=lambda kv: -kv[1])
-        for mac, n in dst_macs[:10]:
-            lines.append(f"  {n:>6} queries to {mac}")
-        if len(dst_macs) > 10:
-            lines.append(f"  ... and to {len(dst_macs) - 10} more MACs (--json lists all)")
-        lines.append(f"  bridge MAC at those moments: {_first(ev['bridge_macs_then'])}")
-        if ev["departed_ports"]:
-            lines.append(f"  departed ports that owned them: {_first(ev['departed_ports'])}")
+        if f.rule == "stale-gateway":
+            dst_macs = sorted(ev["destination_macs"].items(), key=lambda kv: -kv[1])
+            for mac, n in dst_macs[:10]:
+                lines.append(f"  {n:>6} queries to {mac}")
+            if len(dst_macs) > 10:
+                lines.append(f"  ... and to {len(dst_macs) - 10} more MACs (--json lists all)")
+            lines.append(f"  bridge MAC at those moments: {_first(ev['bridge_macs_then'])}")
+            if ev["departed_ports"]:
+                lines.append(f"  departed ports that owned them: {_first(ev['departed_ports'])}")
+        else:
+            lines.append(f"  clients: {_first(ev['clients'])}")
+            if "entry_age_s_median" in ev:
+                lines.append(
+                    f"  the reused entries were {ev['entry_age_s_median']} s old (median), "
+                    f"{ev['entry_age_s_max']} s at most"
+                )
         lines.append(f"  why: {f.why}")
         lines.append(f"  fix: {f.fix}")
     if queries:
@@ -205,7 +216,9 @@ def _query_line(j: Journey) -> str:
     if j.latency_ns is not None:
         text += f" {j.latency_ns / 1e6:.1f} ms"
     if j.nat_source:
-        text += f" nat {j.nat_source}"
+        text += f" {'left as' if j.verdict is Verdict.ESCAPED_NAT else 'nat'} {j.nat_source}"
+    if j.reused_entry_age_ns is not None:
+        text += f" reused a {j.reused_entry_age_ns / 1e9:.1f} s old entry of a never-left query"
     if j.mac is not None:
         m = j.mac
         text += f" dst {m.dst_mac}"

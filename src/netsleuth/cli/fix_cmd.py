@@ -153,6 +153,7 @@ def _bridge(args: argparse.Namespace) -> int:
         key = f"net.ipv4.conf.{args.bridge}.arp_notify"
         arp = in_netns(args.netns, lambda: _read_sysctl(key))
     definitions = [] if args.persist == "none" else find_definitions(etc_root, args.bridge)
+    leftovers = _conntrack_leftovers(args.netns, args.bridge)
     plan = plan_bridge_fix(
         state,
         args.netns or "host",
@@ -162,6 +163,7 @@ def _bridge(args: argparse.Namespace) -> int:
         etc_root=etc_root,
         machine_id=machine_id,
         arp_notify=arp,
+        leftovers=leftovers,
     )
     result = None
     if args.apply and not plan.refusal:
@@ -179,6 +181,7 @@ def _bridge(args: argparse.Namespace) -> int:
                 {"path": str(e.path), "manager": e.manager, "changed": e.changed, "diff": e.diff()}
                 for e in plan.edits
             ],
+            "conntrack_leftovers": None if plan.leftovers is None else list(plan.leftovers),
             "refusal": plan.refusal,
             "applied": result is not None,
             "changed": list(result.changed) if result else [],
@@ -206,6 +209,22 @@ def _bridge(args: argparse.Namespace) -> int:
     if plan.refusal:
         raise EditRefused(plan.refusal)
     return EXIT_OK
+
+
+def _conntrack_leftovers(netns: str | None, bridge: str) -> tuple[str, ...] | None:
+    """Conntrack entries the bridge's flooding left without NAT (None: cannot read them)."""
+    import os
+
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    from netsleuth.fix.conntrack import delete_leftovers
+
+    if os.geteuid() != 0:
+        return None
+    try:
+        return tuple(e.label for e in delete_leftovers(netns, bridge, dry_run=True))
+    except (NetlinkError, OSError):  # no conntrack in this kernel or namespace
+        return None
 
 
 def _read_sysctl(key: str) -> str:

@@ -16,6 +16,7 @@ from netsleuth.audit.readers import BridgeMacState
 from netsleuth.errors import InvalidArgument
 from netsleuth.fix.apply import pin_bridge_mac, set_sysctl
 from netsleuth.fix.configs import WRITERS, Definition, Edit, EditRefused, plan_edit, write_edit
+from netsleuth.fix.conntrack import delete_leftovers
 from netsleuth.fix.mac import derive_mac, normalize_mac
 
 __all__ = [
@@ -58,6 +59,9 @@ class BridgeFixPlan:
     edits: tuple[Edit, ...] = ()
     refusal: str = ""
     definitions: tuple[Definition, ...] = field(default=())
+    # conntrack entries made without NAT while the bridge flooded (fix.conntrack);
+    # None: not read (needs root)
+    leftovers: tuple[str, ...] | None = None
 
     @property
     def runtime_change(self) -> bool:
@@ -69,7 +73,12 @@ class BridgeFixPlan:
 
     @property
     def changes_anything(self) -> bool:
-        return self.runtime_change or self.arp_notify_change or any(e.changed for e in self.edits)
+        return (
+            self.runtime_change
+            or self.arp_notify_change
+            or bool(self.leftovers)
+            or any(e.changed for e in self.edits)
+        )
 
     def steps(self) -> list[str]:
         where = "" if self.netns == "host" else f" (netns {self.netns})"
@@ -87,6 +96,12 @@ class BridgeFixPlan:
                 f"set {key} {self.arp_notify} -> 1"
                 if self.arp_notify_change
                 else f"{key} already 1"
+            )
+        if self.leftovers:
+            out.append(
+                f"delete {len(self.leftovers)} conntrack entries made without NAT while the "
+                f"bridge flooded (e.g. {self.leftovers[0]}): later packets reusing their ports "
+                "would leave untranslated"
             )
         for e in self.edits:
             out.append(
@@ -120,6 +135,7 @@ def plan_bridge_fix(
     etc_root: Path,
     machine_id: str | None,
     arp_notify: str | None = None,
+    leftovers: tuple[str, ...] | None = None,
 ) -> BridgeFixPlan:
     if persist not in PERSIST_CHOICES:
         raise InvalidArgument(f"--persist must be one of {', '.join(PERSIST_CHOICES)}")
@@ -152,6 +168,7 @@ def plan_bridge_fix(
         edits=tuple(edits),
         refusal=refusal,
         definitions=tuple(definitions),
+        leftovers=leftovers,
     )
 
 
@@ -175,6 +192,10 @@ def apply_bridge_fix(plan: BridgeFixPlan, netns: str | Path | None) -> BridgeFix
         key = f"net.ipv4.conf.{plan.bridge}.arp_notify"
         set_sysctl(netns, key, "1")
         changed.append(f"{key}=1")
+    if plan.leftovers is not None:  # read again: the pinned bridge floods no more from now on
+        deleted = delete_leftovers(netns, plan.bridge)
+        if deleted:
+            changed.append(f"{len(deleted)} conntrack entries made without NAT deleted")
     backups = []
     for edit in plan.edits:
         backup = write_edit(edit)

@@ -24,6 +24,7 @@ from netsleuth.analysis import analyze
 from netsleuth.audit.readers import bridge_mac_state
 from netsleuth.errors import NetsleuthError
 from netsleuth.fix.apply import pin_bridge_mac, set_sysctl
+from netsleuth.fix.conntrack import delete_leftovers
 from netsleuth.fix.mac import read_machine_id
 from netsleuth.fix.plan import choose_mac
 from netsleuth.lab.render import LabProgress, results_table
@@ -126,10 +127,13 @@ def run_demo(
         # with a gratuitous ARP, so containers that hold a departed MAC relearn now.
         set_sysctl(host, f"net.ipv4.conf.{topo.bridge}.arp_notify", "1")
         pinned = pin_bridge_mac(host, topo.bridge, mac)
+        # what the outage's flooded queries left in conntrack (entries without NAT)
+        leftovers = delete_leftovers(host, topo.bridge)
         out.print(
             f"{topo.bridge} now has the fixed MAC {pinned} (addr_assign_type 3): ports "
             "joining and leaving no longer move it, and arp_notify announced the new "
-            "MAC to every container on the bridge.",
+            f"MAC to every container on the bridge. {len(leftovers)} conntrack entries the "
+            "flooded queries had left without NAT were deleted.",
             highlight=False,
         )
         settle = wait_healthy(topo, session.probe_paths, timeout=60.0)
@@ -156,6 +160,7 @@ def run_demo(
         "before": before.to_json(),
         "verdict": report.get("verdict"),
         "fixed_mac": pinned,
+        "conntrack_entries_deleted": len(leftovers),
         "recovered_after_s": settle,
         "after": after.to_json(),
         "seconds": elapsed,

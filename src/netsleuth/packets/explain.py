@@ -19,9 +19,10 @@ from netsleuth.packets.journey import (
     DEFAULT_WINDOW_NS,
     BridgeHistory,
     JourneyMatcher,
+    escaped_nat_finding,
     stale_gateway_finding,
 )
-from netsleuth.packets.model import Interface, Journey, ReadStats
+from netsleuth.packets.model import Interface, Journey, ReadStats, Verdict
 from netsleuth.packets.reader import CaptureReader
 
 __all__ = ["Explanation", "Keep", "explain"]
@@ -39,8 +40,13 @@ class Explanation:
     stale_gateway: int
     orphan_answers: int
     journeys: tuple[Journey, ...]  # those kept
-    finding: Finding | None
+    findings: tuple[Finding, ...]  # stale gateway first, then escaped NAT
     seconds: float
+
+    @property
+    def finding(self) -> Finding | None:
+        """The first finding (the stale gateway's, when there is one)."""
+        return self.findings[0] if self.findings else None
 
     def as_dict(self) -> dict[str, object]:
         f = self.finding
@@ -62,6 +68,7 @@ class Explanation:
             "stale_gateway": self.stale_gateway,
             "orphan_answers": self.orphan_answers,
             "finding": None if f is None else f.to_json(),
+            "findings": [x.to_json() for x in self.findings],
             "queries": [j.as_dict() for j in self.journeys],
             "seconds": round(self.seconds, 3),
         }
@@ -87,14 +94,15 @@ def explain(
     )
     kept: list[Journey] = []
     stale: list[Journey] = []
+    escaped: list[Journey] = []
     # The loop allocates millions of short-lived, acyclic objects; the cyclic
     # garbage collector would rescan the live window of queries again and
     # again (~20 % of the time, measured). Nothing here makes cycles.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        _keep(matcher.feed_all(reader.packets()), keep, kept, stale)
-        _keep(matcher.finish(), keep, kept, stale)
+        _keep(matcher.feed_all(reader.packets()), keep, kept, stale, escaped)
+        _keep(matcher.finish(), keep, kept, stale, escaped)
     finally:
         if was_enabled:
             gc.enable()
@@ -108,14 +116,29 @@ def explain(
         stale_gateway=s.stale_gateway,
         orphan_answers=s.orphan_answers,
         journeys=tuple(kept),
-        finding=stale_gateway_finding(stale, history.bridge if history else ""),
+        findings=tuple(
+            f
+            for f in (
+                stale_gateway_finding(stale, history.bridge if history else ""),
+                escaped_nat_finding(escaped),
+            )
+            if f is not None
+        ),
         seconds=time.perf_counter() - started,
     )
 
 
-def _keep(done: Iterable[Journey], keep: Keep, kept: list[Journey], stale: list[Journey]) -> None:
+def _keep(
+    done: Iterable[Journey],
+    keep: Keep,
+    kept: list[Journey],
+    stale: list[Journey],
+    escaped: list[Journey],
+) -> None:
     for j in done:
         if j.mac is not None and j.mac.stale_gateway:
             stale.append(j)
+        elif j.verdict is Verdict.ESCAPED_NAT:
+            escaped.append(j)
         if keep == "all" or (keep == "failed" and j.verdict.failed):
             kept.append(j)

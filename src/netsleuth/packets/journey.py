@@ -20,9 +20,21 @@ journey: each attempt is judged on its own.
 
 Classification (first that applies): an answer back on the origin interface
 to the origin address → answered; an answer on the translated side or
-elsewhere but not back at the origin → lost on the way back; a translated
-query → NATed out but never answered; otherwise, if the capture saw the
-uplink at all → never left the bridge, else unanswered (no uplink capture).
+elsewhere but not back at the origin → lost on the way back; a query that
+left through an interface where other queries were seen translated, itself
+untranslated → escaped NAT; a query that left otherwise → NATed out but
+never answered; otherwise, if the capture saw the uplink at all → never left
+the bridge, else unanswered (no uplink capture).
+
+Escaped NAT. With br_netfilter on (``bridge-nf-call-iptables=1``, as on
+every Docker host) a query the bridge floods — one sent to a gateway MAC no
+port owns — passes netfilter as bridged traffic and gets a conntrack entry
+without NAT (it was never routed, so no masquerade rule matched), alive for
+the UDP timeout (30 s). A later query from the same address and port matches
+that entry, is routed out untranslated and cannot be answered. So for an
+escaped query the matcher looks for an earlier query with the same
+addresses and ports that never left the bridge within ``conntrack_timeout_ns``
+and records how long before it was (``reused_entry_age_ns``).
 
 Stale gateway. For a query that never left, the frame's destination MAC is
 compared with the bridge's MAC at that moment: from a watch store's
@@ -58,10 +70,12 @@ from netsleuth.packets.model import (
 )
 
 __all__ = [
+    "DEFAULT_CONNTRACK_TIMEOUT_NS",
     "BridgeHistory",
     "JourneyMatcher",
     "MatchSummary",
     "bridge_history",
+    "escaped_nat_finding",
     "match",
     "stale_gateway_finding",
 ]
@@ -70,6 +84,8 @@ _ANSWERED = str(Verdict.ANSWERED)
 _ROLE_RANK = {"client": 0, "bridge": 2, "uplink": 3}
 DEFAULT_WINDOW_NS = 5_000_000_000
 DEFAULT_ATTEMPT_GAP_NS = 500_000_000
+DEFAULT_CONNTRACK_TIMEOUT_NS = 30_000_000_000  # nf_conntrack_udp_timeout: an unanswered entry
+_MAX_FLOODED = 100_000
 _MAX_HELD = 200_000
 _MAX_ARP_PEERS = 100_000
 _MAX_MAC_CHANGES = 1_000_000
@@ -196,8 +212,10 @@ class JourneyMatcher:
         gateway: bytes | None = None,
         history: BridgeHistory | None = None,
         keep_answered: bool = True,
+        conntrack_timeout_ns: int = DEFAULT_CONNTRACK_TIMEOUT_NS,
     ) -> None:
         self.interfaces = interfaces
+        self.conntrack_timeout_ns = conntrack_timeout_ns
         self.keep_answered = keep_answered
         self.window_ns = window_ns
         self.attempt_gap_ns = attempt_gap_ns
@@ -217,6 +235,8 @@ class JourneyMatcher:
         self._peers: dict[bytes, dict[bytes, int]] = {}
         self._peer_pairs = 0
         self._held: deque[tuple[Journey, DnsPacket, list[DnsPacket]]] = deque()
+        # (src, sport, dst, dport) of queries that never left the bridge -> when
+        self._never_left: dict[tuple[bytes, int, bytes, int], int] = {}
 
     # -- feeding ------------------------------------------------------------
     def feed(self, pkt: Packet) -> list[Journey]:
@@ -434,6 +454,8 @@ class JourneyMatcher:
             self._uplink_seen = True
         rcode: int | None = None
         latency: int | None = None
+        reused_age: int | None = None
+        addresses = (o_src, o_port, origin.dst, origin.dport)
         if answered is not None:
             verdict = Verdict.ANSWERED
             rcode = answered.flags & 0xF
@@ -443,9 +465,19 @@ class JourneyMatcher:
             if up_answer is not None:
                 rcode = up_answer.flags & 0xF
         elif left_q is not None:
-            verdict = Verdict.NAT_UNANSWERED
+            escaped = (
+                left_q.src == o_src
+                and left_q.sport == o_port
+                and left_q.iface in self._uplink_ifaces
+            )
+            verdict = Verdict.ESCAPED_NAT if escaped else Verdict.NAT_UNANSWERED
+            if escaped:
+                before = self._never_left.get(addresses)
+                if before is not None and 0 < origin.ts_ns - before <= self.conntrack_timeout_ns:
+                    reused_age = origin.ts_ns - before
         else:
             verdict = Verdict.NEVER_LEFT_BRIDGE if self._uplink_known() else Verdict.UNANSWERED
+            self._remember_never_left(addresses, origin.ts_ns)
         journey = Journey(
             ts_ns=origin.ts_ns,
             dns_id=origin.dns_id,
@@ -459,6 +491,7 @@ class JourneyMatcher:
             rcode=rcode,
             latency_ns=latency,
             hops=tuple(hops),
+            reused_entry_age_ns=reused_age,
         )
         if verdict in (Verdict.NEVER_LEFT_BRIDGE, Verdict.UNANSWERED):
             # the gateway's next ARP (or the end) tells the bridge's MAC: hold it till then
@@ -468,6 +501,15 @@ class JourneyMatcher:
         else:
             self.summary.add(journey)
             done.append(journey)
+
+    def _remember_never_left(self, addresses: tuple[bytes, int, bytes, int], ts: int) -> None:
+        seen = self._never_left
+        seen[addresses] = ts
+        if len(seen) > _MAX_FLOODED:  # bounded: forget what conntrack has forgotten too
+            horizon = ts - self.conntrack_timeout_ns
+            self._never_left = {k: t for k, t in seen.items() if t >= horizon}
+            while len(self._never_left) > _MAX_FLOODED:
+                del self._never_left[next(iter(self._never_left))]
 
     def _uplink_known(self) -> bool:
         return self._uplink_seen or any(i.role == "uplink" for i in self.interfaces)
@@ -537,9 +579,16 @@ def match(
     window_ns: int = DEFAULT_WINDOW_NS,
     gateway: bytes | None = None,
     history: BridgeHistory | None = None,
+    conntrack_timeout_ns: int = DEFAULT_CONNTRACK_TIMEOUT_NS,
 ) -> Iterator[Journey]:
     """All journeys of ``packets``, as they finish."""
-    matcher = JourneyMatcher(interfaces, window_ns=window_ns, gateway=gateway, history=history)
+    matcher = JourneyMatcher(
+        interfaces,
+        window_ns=window_ns,
+        gateway=gateway,
+        history=history,
+        conntrack_timeout_ns=conntrack_timeout_ns,
+    )
     yield from matcher.feed_all(packets)
     yield from matcher.finish()
 
@@ -586,5 +635,69 @@ def stale_gateway_finding(journeys: Iterable[Journey], bridge: str = "") -> Find
             f"pin the MAC of {subject}: `ip link set dev {bridge or 'BRIDGE'} address "
             "<its current MAC>` (sets addr_assign_type 3); `netsleuth fix` does it and writes "
             "the persistent config"
+        ),
+    )
+
+
+def escaped_nat_finding(journeys: Iterable[Journey]) -> Finding | None:
+    """Name queries that left the uplink untranslated, and, when the capture
+    shows it, the un-NATed conntrack entry they reused."""
+    escaped = [j for j in journeys if j.verdict is Verdict.ESCAPED_NAT]
+    if not escaped:
+        return None
+    ages = sorted(j.reused_entry_age_ns for j in escaped if j.reused_entry_age_ns is not None)
+    evidence: dict[str, object] = {
+        "queries": len(escaped),
+        "reusing_a_never_left_query_entry": len(ages),
+        "first_ns": min(j.ts_ns for j in escaped),
+        "last_ns": max(j.ts_ns for j in escaped),
+        "clients": sorted({j.client for j in escaped})[:20],
+    }
+    check = (
+        "`conntrack -L -p udp --dport 53` in the bridge's namespace shows the culprits: "
+        "[UNREPLIED] entries whose reply goes back to the client's own address"
+    )
+    if ages:
+        evidence["entry_age_s_median"] = round(ages[len(ages) // 2] / 1e9, 3)
+        evidence["entry_age_s_max"] = round(ages[-1] / 1e9, 3)
+        return Finding(
+            rule="stale-conntrack-entry",
+            severity=Severity.WARNING,
+            subject="conntrack",
+            title=(
+                f"{len(escaped)} DNS queries left the uplink without NAT; {len(ages)} of them "
+                "reused the conntrack entry of an earlier query from the same port that never "
+                "left the bridge"
+            ),
+            evidence=evidence,
+            why=(
+                "With br_netfilter on (bridge-nf-call-iptables=1, as on every Docker host), a "
+                "query the bridge floods — sent to a gateway MAC no port owns any more — passes "
+                "netfilter as bridged traffic and gets a conntrack entry without NAT, since it "
+                "was never routed. Unanswered, the entry lives 30 s (nf_conntrack_udp_timeout). "
+                "A later query from the same source port matches it instead of a new entry, is "
+                "routed out untranslated, and its answer has no way back: a single lost query, "
+                "seconds after the outage itself ended. " + check + "."
+            ),
+            fix=(
+                "remove the flooding: pin the bridge's MAC (`netsleuth fix bridge BRIDGE --apply`, "
+                "which also deletes the entries already left behind); otherwise they expire 30 s "
+                "after the last flooded query"
+            ),
+        )
+    return Finding(
+        rule="escaped-nat",
+        severity=Severity.WARNING,
+        subject="nat",
+        title=f"{len(escaped)} DNS queries left the uplink without NAT where others were NATed",
+        evidence=evidence,
+        why=(
+            "A query leaves untranslated when it matches a conntrack entry created without NAT "
+            "(NAT is decided only for a connection's first packet) or when no masquerade rule "
+            "covers its source; the answer then has no way back. " + check + "."
+        ),
+        fix=(
+            "look for un-NATed entries of the client's ports (see why) and for the masquerade "
+            "rule's source match; `netsleuth doctor` checks the NAT rules"
         ),
     )

@@ -124,6 +124,7 @@ class Verdict(enum.StrEnum):
 
     ANSWERED = "answered"
     NAT_UNANSWERED = "nat-unanswered"  # left through the uplink, no answer came back
+    ESCAPED_NAT = "escaped-nat"  # left through the uplink untranslated, where others were NATed
     LOST_ON_RETURN = "lost-on-return"  # answered upstream, answer never reached the client
     NEVER_LEFT_BRIDGE = "never-left-bridge"  # never seen on the uplink
     UNANSWERED = "unanswered"  # no answer, and the capture has no uplink to tell where
@@ -140,6 +141,10 @@ class Verdict(enum.StrEnum):
 _MEANING = {
     Verdict.ANSWERED: "answered",
     Verdict.NAT_UNANSWERED: "NATed out through the uplink but never answered (upstream)",
+    Verdict.ESCAPED_NAT: (
+        "left through the uplink without NAT, where other queries were NATed: "
+        "no answer can come back"
+    ),
     Verdict.LOST_ON_RETURN: "answered upstream but lost on the way back",
     Verdict.NEVER_LEFT_BRIDGE: "never left the bridge (not routed/NATed by the host)",
     Verdict.UNANSWERED: "unanswered; no uplink capture to tell where it stopped",
@@ -197,6 +202,10 @@ class Journey:
     latency_ns: int | None
     hops: tuple[Hop, ...]
     mac: MacVerdict | None = None
+    # escaped-nat only: how long before it a query with the same addresses and
+    # ports had never left the bridge (whose conntrack entry, made without NAT,
+    # this query then matched); None if the capture shows none
+    reused_entry_age_ns: int | None = None
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -211,6 +220,7 @@ class Journey:
             "verdict": str(self.verdict),
             "rcode": self.rcode,
             "latency_ns": self.latency_ns,
+            "reused_entry_age_ns": self.reused_entry_age_ns,
             "hops": [
                 {
                     "iface": h.iface,
