@@ -194,7 +194,9 @@ def test_tcpdump_any_linux_cooked_v2_capture(churned: LabRun) -> None:
     assert len(e.interfaces) >= 3  # the file, then one per ifindex seen
     assert all(j.mac is None or j.mac.dst_mac == "" for j in e.journeys)  # no dst MAC in SLL2
     assert e.counts["never-left-bridge"] > 0
-    assert e.finding is None  # without destination MACs the signature cannot be named
+    # without destination MACs the stale gateway cannot be named (an escaped-NAT
+    # finding may be: the tail's first queries were flooded, see the conntrack test)
+    assert "stale-gateway" not in [f.rule for f in e.findings]
 
 
 def test_promiscuity_changes_what_the_bridge_capture_shows(churned: LabRun) -> None:
