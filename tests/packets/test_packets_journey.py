@@ -370,3 +370,33 @@ def test_counts_do_not_depend_on_keeping_answered(keep_answered: bool) -> None:
     assert m.summary.by_verdict["answered"] == 200
     assert m.summary.by_verdict["never-left-bridge"] == 20
     assert len(js) == (220 if keep_answered else 20)
+
+
+def test_previous_mac_still_owned_by_a_port_is_stale_unless_sent_through_it() -> None:
+    """A container's port gave the bridge its MAC; a lower-MAC port joins and the
+    bridge takes that one. Queries to the previous MAC that never left are the
+    stale gateway too (the host drops them as "for another host") — except from
+    the owner's own port, where the host would have taken them."""
+
+    def ev(t: int, ek: EventKind, ifname: str, subject: str = "", **detail: str) -> NetEvent:
+        return NetEvent(T0 + t, 0, "host", ek, ifname, subject, dict(detail))
+
+    low = "02:00:00:00:00:01"
+    history = bridge_history(
+        [
+            ev(1 * MS, EventKind.PORT_JOINED, "vc3", "labbr0", mac="be:00:00:00:00:01"),
+            ev(5 * MS, EventKind.PORT_JOINED, "vch1", "labbr0", mac=low),
+            ev(5 * MS, EventKind.MAC_CHANGED, "labbr0", old="be:00:00:00:00:01", new=low),
+        ]
+    )
+    assert history is not None
+    packets = [*answered_trip(0, 1), q(1000 * MS, PORT, 2, dmac=BASE)]
+    j = run(packets, history=history)[-1]
+    assert j.verdict is Verdict.NEVER_LEFT_BRIDGE
+    assert j.mac is not None
+    assert (j.mac.port_owned, j.mac.port, j.mac.bridge_mac) == (True, "vc3", low)
+    assert j.mac.stale_gateway
+    owner_side = [Interface(0, "vc3", "h", "client"), *IFACES[1:]]
+    j = run(packets, owner_side, history=history)[-1]
+    assert j.mac is not None and j.mac.port == "vc3"
+    assert not j.mac.stale_gateway

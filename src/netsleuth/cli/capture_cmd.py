@@ -144,7 +144,10 @@ def run(args: argparse.Namespace) -> int:
             if c.went_down:
                 drops += f", went down {c.went_down} time(s)"
             if c.not_for_host:
-                drops += f", {c.not_for_host} not for this host left out (interface promiscuous)"
+                drops += (
+                    f", {c.not_for_host} not for this host left out (to another MAC: a port's "
+                    "own, or any while promiscuous)"
+                )
             print(f"  {c.spec.label}{role}: {c.frames} frames{drops}")
         print(f"next: netsleuth explain {result.path}")
     return 0

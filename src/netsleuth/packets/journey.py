@@ -36,7 +36,13 @@ escaped query the matcher looks for an earlier query with the same
 addresses and ports that never left the bridge within ``conntrack_timeout_ns``
 and records how long before it was (``reused_entry_age_ns``).
 
-Stale gateway. For a query that never left, the frame's destination MAC is
+Stale gateway. A bridge's MAC moves when a port with a smaller MAC joins or
+the port whose MAC it had leaves. Frames to a departed MAC are flooded to no
+one; frames to the previous MAC while a port still owns it are handed up to
+the host marked "for another host" and dropped — unless they came in through
+that port (measured in the lab: with three containers, the two not owning the
+old MAC lost every query for the whole stay of a joining low-MAC port, the
+owner none). For a query that never left, the frame's destination MAC is
 compared with the bridge's MAC at that moment: from a watch store's
 ``mac-changed`` events when given (exact), else from the capture's ARP
 traffic of the gateway. The ARP the gateway sent *before* the query is what
@@ -554,12 +560,16 @@ class JourneyMatcher:
                     in self.history.macs[: bisect.bisect_right(self.history.mac_times, ts)]
                 )
             port_owned, port = self.history.owner_at(dst_text, ts)
+        # A frame to a MAC a port still owns is handed up to the host, which takes
+        # it only if it came in through that very port (else it is "for another
+        # host" and dropped): so only the owner's own port makes it harmless.
+        through_owner = port_owned is True and port == self._name(origin.iface)[0]
         if not bridge_mac:
             stale = False
         elif source == "store":
-            stale = bridge_mac != dst_text and port_owned is not True
+            stale = bridge_mac != dst_text and not through_owner
         else:
-            stale = bridge_mac != dst_text and former and port_owned is not True
+            stale = bridge_mac != dst_text and former and not through_owner
         return MacVerdict(
             dst_mac=dst_text,
             bridge_mac=bridge_mac,
@@ -629,7 +639,10 @@ def stale_gateway_finding(journeys: Iterable[Journey], bridge: str = "") -> Find
             "joined, the bridge took its MAC and the containers learned it as their gateway's; "
             "the port left, the MAC vanished from the bridge, and frames to it were flooded to "
             "no one — never routed, never NATed — until the containers' neighbour entries "
-            "failed and a broadcast ARP found the new MAC (seconds of total loss)."
+            "failed and a broadcast ARP found the new MAC (seconds of total loss). The other "
+            "way round, while a port with a smaller MAC is attached, frames to the bridge's "
+            "previous MAC reach the host marked for another host and are dropped, except "
+            "from the container whose port owns that MAC."
         ),
         fix=(
             f"pin the MAC of {subject}: `ip link set dev {bridge or 'BRIDGE'} address "
