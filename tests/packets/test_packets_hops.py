@@ -4,6 +4,8 @@ in namespaces of our own built like a container host."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -99,3 +101,23 @@ def test_capture_target_through_the_cli(
     assert main(["capture", "--target", "netns:nslt-none", "--count", "1", "-w", str(out)]) == 1
     assert "nslt-none was not found" in capsys.readouterr().err
     assert main(["capture", "--target", "host", "--count", "1", "-w", str(out)]) == 2
+
+
+def test_peer_in_our_own_namespace(make_netns: Callable[..., Path]) -> None:
+    # the usual Docker host: the veth's peer lives where netsleuth runs; run the
+    # finder from inside the test's host namespace so that it is "our own"
+    host, ctr = container_host(make_netns, "h1")
+    code = (
+        "import sys; from netsleuth.packets.hops import target_specs; "
+        "print([(s.netns, s.ifname, s.role) for s in target_specs(sys.argv[1])])"
+    )
+    proc = subprocess.run(
+        ["ip", "netns", "exec", host, sys.executable, "-c", code, str(ctr)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # our own namespace is named "" (and would be found under its name too)
+    assert proc.stdout.strip() == str(
+        [("", "port0", "client"), ("", "br0", "bridge"), ("", "up0", "uplink")]
+    )

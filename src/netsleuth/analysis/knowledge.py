@@ -21,7 +21,8 @@ Without a significant named correlation:
   the host control at a comparable rate;
 - ``conntrack-race`` (low confidence) when only namespaces failed and nearly
   every outage was a single lost query: the pattern of the conntrack insert
-  race of parallel A/AAAA lookups through NAT;
+  race of parallel A/AAAA lookups through NAT, or of a reused conntrack entry
+  without NAT (``explain`` tells them apart);
 - ``unknown`` otherwise: the strongest raw correlations are shown instead.
 """
 
@@ -89,10 +90,14 @@ CAUSES: dict[str, Cause] = {
             "single lost DNS queries from namespaces only (conntrack insert race?)",
             "Only the namespaces failed and nearly every outage was one lost query, with no "
             "network event before it: the pattern of the conntrack race when a resolver sends "
-            "A and AAAA queries from one socket at once through NAT. This is a pattern match, "
-            "not proof.",
-            "add `options single-request-reopen` (glibc) to the namespaces' resolv.conf, "
-            "or use a local caching resolver; confirm with `netsleuth capture`",
+            "A and AAAA queries from one socket at once through NAT — or of conntrack entries "
+            "without NAT left behind by frames a bridge flooded after its MAC changed, which a "
+            "later query from the same port reuses and leaves untranslated. This is a pattern "
+            "match, not proof.",
+            "tell them apart with `netsleuth capture` + `netsleuth explain` (the second shows "
+            "queries that escaped NAT and names stale-conntrack-entry; `netsleuth fix bridge` "
+            "fixes it); for the race add `options single-request-reopen` (glibc) to the "
+            "namespaces' resolv.conf, or use a local caching resolver",
         ),
         Cause(
             "unknown",
