@@ -85,9 +85,15 @@ def test_compare_low_churn_unpinned_fails_pinned_and_arp_notify_do_not() -> None
         assert set(case) >= {"name", "probes", "failed", "mac_changes", "outages"}
     unpinned = cases["unpinned"]
     assert unpinned["failed"] > 0 and unpinned["mac_changes"] > 0
-    # Every real outage (more than one lost probe) began right after a port left.
+    # Every real outage (more than one lost probe) began right after a port left:
+    # the last event before it is the leave, or — when the first lost probe went
+    # out in the few ms between the leave and our netlink monitor hearing of it —
+    # the join 2 s earlier (t_in), with nothing in between.
     real = [o for o in unpinned["outages"] if o["failed"] > 1]
-    assert real and all(o["before"] == "port-left" for o in real)
+    assert real and all(
+        o["before"] == "port-left" or (o["before"] == "port-joined" and o["ms_before"] > 1900)
+        for o in real
+    ), real
     assert sum(o["failed"] for o in real) >= 0.9 * unpinned["failed"]
     assert cases["pinned"]["failed"] == 0 and cases["pinned"]["mac_changes"] == 0
     assert cases["arp_notify"]["failed"] == 0 and cases["arp_notify"]["mac_changes"] > 0
