@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,7 @@ __all__ = ["COMPILED", "build", "compiled_modules", "drop_stale", "is_fresh"]
 
 COMPILED = ("reader", "journey")  # modules of this package compiled by build()
 PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_CONFIG = PACKAGE_DIR.parents[2] / "pyproject.toml"  # in a source checkout
 DIGEST_FILE = ".accel-digest"
 _EXT = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
 
@@ -91,10 +93,17 @@ def build(package_dir: Path = PACKAGE_DIR) -> list[Path]:
             ignore=shutil.ignore_patterns("__pycache__", f"*{_EXT}", DIGEST_FILE),
         )
         digest = _digest(work / "netsleuth" / "packets")
+        # the project's mypy settings (third-party modules without stubs), and no
+        # PYTHONPATH: what mypyc sees must not depend on the caller's environment
+        argv = [sys.executable, "-m", "mypyc"]
+        if PROJECT_CONFIG.is_file():
+            argv += ["--config-file", str(PROJECT_CONFIG)]
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         for name in COMPILED:  # one extension per module: no shared library outside the package
             proc = subprocess.run(
-                [sys.executable, "-m", "mypyc", f"netsleuth/packets/{name}.py"],
+                [*argv, f"netsleuth/packets/{name}.py"],
                 cwd=work,
+                env=env,
                 capture_output=True,
                 text=True,
                 check=False,
