@@ -228,11 +228,10 @@ def _conntrack_leftovers(netns: str | None, bridge: str) -> tuple[str, ...] | No
 
 
 def _read_sysctl(key: str) -> str:
-    parts = key.split(".")
-    if parts[:3] == ["net", "ipv4", "conf"] and len(parts) > 5:
-        parts = [*parts[:3], ".".join(parts[3:-1]), parts[-1]]
+    from netsleuth.netns import sysctl_path
+
     try:
-        return Path("/proc/sys").joinpath(*parts).read_text().strip()
+        return sysctl_path(key).read_text().strip()
     except FileNotFoundError:
         raise InvalidArgument(f"no {key} here: is the interface name right?") from None
 

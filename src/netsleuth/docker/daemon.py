@@ -37,10 +37,10 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from netsleuth.errors import DependencyMissing, NetsleuthError, NotPermitted, TargetNotFound
+from netsleuth.lifecycle import StartStop
 from netsleuth.netns import detach_mount
 from netsleuth.netns import exists as netns_exists
 from netsleuth.netns.owners import Owner, owner_alive, process_start_time
@@ -414,7 +414,7 @@ def clean_stale_daemons(
 # the context manager
 
 
-class DockerDaemon:
+class DockerDaemon(StartStop):
     """A throwaway dockerd inside network namespace ``netns`` on ``bridge``.
 
     ``with DockerDaemon("nsl-3fa2c1-host", "labbr0") as daemon:`` starts it and
@@ -472,18 +472,6 @@ class DockerDaemon:
         import docker
 
         return docker.DockerClient(base_url=self.host, timeout=timeout)
-
-    def __enter__(self) -> DockerDaemon:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         if os.geteuid() != 0:

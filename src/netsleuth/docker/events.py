@@ -15,9 +15,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
+from netsleuth.lifecycle import StartStop
 from netsleuth.model import EventKind, NetEvent
 
 __all__ = ["DEFAULT_TYPES", "Clock", "DockerEventSource", "event_from_docker"]
@@ -86,7 +86,7 @@ def event_from_docker(
     )
 
 
-class DockerEventSource:
+class DockerEventSource(StartStop):
     """Follow the events of one or more daemons and hand each to ``sink``.
 
     ``start()`` subscribes to every daemon before it returns (no event after
@@ -119,18 +119,6 @@ class DockerEventSource:
         self.errors: list[str] = []
         self.count = 0
         self._lock = threading.Lock()
-
-    def __enter__(self) -> DockerEventSource:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         try:

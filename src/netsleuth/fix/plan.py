@@ -177,6 +177,7 @@ class BridgeFixResult:
     mac: str
     changed: tuple[str, ...]
     backups: tuple[Path, ...]
+    conntrack_deleted: int = 0  # entries the flooding had left without NAT
 
 
 def apply_bridge_fix(plan: BridgeFixPlan, netns: str | Path | None) -> BridgeFixResult:
@@ -185,13 +186,16 @@ def apply_bridge_fix(plan: BridgeFixPlan, netns: str | Path | None) -> BridgeFix
         raise EditRefused(plan.refusal)
     changed: list[str] = []
     mac = plan.mac
-    if plan.runtime_change:
-        mac = pin_bridge_mac(netns, plan.bridge, plan.mac)
-        changed.append(f"{plan.bridge} MAC pinned to {mac}")
+    # arp_notify first: the MAC change that pins the bridge is then announced
+    # with a gratuitous ARP, so containers holding a departed MAC relearn now
     if plan.arp_notify_change:
         key = f"net.ipv4.conf.{plan.bridge}.arp_notify"
         set_sysctl(netns, key, "1")
         changed.append(f"{key}=1")
+    if plan.runtime_change:
+        mac = pin_bridge_mac(netns, plan.bridge, plan.mac)
+        changed.append(f"{plan.bridge} MAC pinned to {mac}")
+    deleted = []
     if plan.leftovers is not None:  # read again: the pinned bridge floods no more from now on
         deleted = delete_leftovers(netns, plan.bridge)
         if deleted:
@@ -202,4 +206,6 @@ def apply_bridge_fix(plan: BridgeFixPlan, netns: str | Path | None) -> BridgeFix
         if backup is not None:
             backups.append(backup)
             changed.append(f"{edit.path} updated (backup {backup.name})")
-    return BridgeFixResult(mac=mac, changed=tuple(changed), backups=tuple(backups))
+    return BridgeFixResult(
+        mac=mac, changed=tuple(changed), backups=tuple(backups), conntrack_deleted=len(deleted)
+    )

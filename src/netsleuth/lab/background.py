@@ -4,13 +4,13 @@ and joined on exit. Churn generators and faults are built on it."""
 from __future__ import annotations
 
 import threading
-from types import TracebackType
-from typing import Self
+
+from netsleuth.lifecycle import StartStop
 
 __all__ = ["BackgroundLoop"]
 
 
-class BackgroundLoop:
+class BackgroundLoop(StartStop):
     """Subclasses implement :meth:`_run`, which must return soon after
     :attr:`_stop` is set (wait on it instead of sleeping)."""
 
@@ -23,17 +23,8 @@ class BackgroundLoop:
     def _run(self) -> None:
         raise NotImplementedError
 
-    def __enter__(self) -> Self:
+    def start(self) -> None:
         self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def stop(self) -> None:
         self._stop.set()

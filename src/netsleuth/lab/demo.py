@@ -23,14 +23,12 @@ from rich.rule import Rule
 from netsleuth.analysis import analyze
 from netsleuth.audit.readers import bridge_mac_state
 from netsleuth.errors import NetsleuthError
-from netsleuth.fix.apply import pin_bridge_mac, set_sysctl
-from netsleuth.fix.conntrack import delete_leftovers
 from netsleuth.fix.mac import read_machine_id
-from netsleuth.fix.plan import choose_mac
+from netsleuth.fix.plan import apply_bridge_fix, plan_bridge_fix
 from netsleuth.lab.render import LabProgress, results_table
 from netsleuth.lab.run import LabOptions, lab_session, watch_phase
 from netsleuth.lab.topology import check_requirements, wait_healthy
-from netsleuth.netns import netns_path
+from netsleuth.netns import netns_path, sysctl_get
 from netsleuth.report import render_terminal, to_json
 from netsleuth.store import Store
 
@@ -112,28 +110,35 @@ def run_demo(
             machine_id: str | None = read_machine_id()
         except NetsleuthError:
             machine_id = None
-        # `fix`'s default: a stable MAC derived from the bridge name and machine id.
-        mac, _how = choose_mac(
-            "auto", bridge_mac_state(host, topo.bridge), machine_id or topo.run_id.rjust(32, "0")
+        # `fix bridge --mac auto --arp-notify --persist none --apply`, through the
+        # same plan and apply: a stable MAC derived from the bridge name and
+        # machine id, arp_notify first so that pinning it is announced, and the
+        # conntrack entries the flooded queries left without NAT deleted.
+        plan = plan_bridge_fix(
+            bridge_mac_state(host, topo.bridge),
+            topo.host_ns,
+            mac_spec="auto",
+            persist="none",
+            definitions=[],
+            etc_root=Path("/etc"),
+            machine_id=machine_id or topo.run_id.rjust(32, "0"),
+            arp_notify=sysctl_get(host, f"net.ipv4.conf.{topo.bridge}.arp_notify"),
+            leftovers=(),
         )
         _say(
             out,
             4,
             "The fix",
             f"netsleuth fix bridge {topo.bridge} --netns {topo.host_ns} --mac auto "
-            "--arp-notify --apply",
+            "--arp-notify --persist none --apply",
         )
-        # arp_notify first: the MAC change that pins the bridge is then announced
-        # with a gratuitous ARP, so containers that hold a departed MAC relearn now.
-        set_sysctl(host, f"net.ipv4.conf.{topo.bridge}.arp_notify", "1")
-        pinned = pin_bridge_mac(host, topo.bridge, mac)
-        # what the outage's flooded queries left in conntrack (entries without NAT)
-        leftovers = delete_leftovers(host, topo.bridge)
+        fixed = apply_bridge_fix(plan, host)
+        pinned = fixed.mac
         out.print(
             f"{topo.bridge} now has the fixed MAC {pinned} (addr_assign_type 3): ports "
             "joining and leaving no longer move it, and arp_notify announced the new "
-            f"MAC to every container on the bridge. {len(leftovers)} conntrack entries the "
-            "flooded queries had left without NAT were deleted.",
+            f"MAC to every container on the bridge. {fixed.conntrack_deleted} conntrack "
+            "entries the flooded queries had left without NAT were deleted.",
             highlight=False,
         )
         settle = wait_healthy(topo, session.probe_paths, timeout=60.0)
@@ -160,7 +165,7 @@ def run_demo(
         "before": before.to_json(),
         "verdict": report.get("verdict"),
         "fixed_mac": pinned,
-        "conntrack_entries_deleted": len(leftovers),
+        "conntrack_entries_deleted": fixed.conntrack_deleted,
         "recovered_after_s": settle,
         "after": after.to_json(),
         "seconds": elapsed,

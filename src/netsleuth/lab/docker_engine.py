@@ -28,7 +28,6 @@ import contextlib
 import threading
 import time
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from pyroute2 import IPRoute
@@ -46,6 +45,7 @@ from netsleuth.errors import InvalidArgument, NetsleuthError
 from netsleuth.lab.background import BackgroundLoop
 from netsleuth.lab.churn import ChurnStep
 from netsleuth.lab.topology import LabTopology
+from netsleuth.lifecycle import StartStop
 
 __all__ = [
     "HIGH_PORT_MAC",
@@ -87,7 +87,7 @@ class ProbeContainer:
         return f"container:{self.name}"
 
 
-class DockerEngine:
+class DockerEngine(StartStop):
     """A throwaway dockerd for one lab; stops and wipes it on exit.
 
     Starting it first cleans daemons left by killed runs. ``start_seconds``
@@ -118,18 +118,6 @@ class DockerEngine:
     @property
     def start_seconds(self) -> float | None:
         return self.daemon.start_seconds
-
-    def __enter__(self) -> DockerEngine:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         clean_stale_daemons()

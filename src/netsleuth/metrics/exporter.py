@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from types import TracebackType
 
 from netsleuth.audit import HostSnapshot, audit
 from netsleuth.errors import NetsleuthError
+from netsleuth.lifecycle import Closing
 from netsleuth.metrics.collector import WatchMetrics
 from netsleuth.model import Finding
 
@@ -24,7 +24,7 @@ __all__ = ["DoctorLoop"]
 ReadSnapshots = Callable[[], Sequence[HostSnapshot]]
 
 
-class DoctorLoop:
+class DoctorLoop(Closing):
     """Runs ``doctor`` every ``interval`` seconds and feeds ``metrics``.
 
     ``on_error`` gets the one-line message of a round that failed (the next
@@ -94,14 +94,3 @@ class DoctorLoop:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-
-    def __enter__(self) -> DoctorLoop:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -12,13 +12,13 @@ import errno
 import ipaddress
 import socket
 import threading
-from types import TracebackType
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import REGISTRY, start_http_server
 from prometheus_client.registry import CollectorRegistry
 
 from netsleuth.errors import InvalidArgument, NetsleuthError
+from netsleuth.lifecycle import Closing
 
 __all__ = ["DEFAULT_ADDR", "DEFAULT_PORT", "MetricsServer", "parse_addr", "serve"]
 
@@ -50,7 +50,7 @@ def parse_addr(addr: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-class MetricsServer:
+class MetricsServer(Closing):
     """A running endpoint; :meth:`close` stops it and joins its thread."""
 
     def __init__(self, httpd: WSGIServer, thread: threading.Thread) -> None:
@@ -70,17 +70,6 @@ class MetricsServer:
             self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join()
-
-    def __enter__(self) -> MetricsServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def serve(addr: str = DEFAULT_ADDR, registry: CollectorRegistry = REGISTRY) -> MetricsServer:

@@ -9,7 +9,7 @@ from pathlib import Path
 from netsleuth.analysis import Analysis
 from netsleuth.analysis.stats import format_p, p_phrase
 from netsleuth.errors import NetsleuthError
-from netsleuth.report.json_out import iso, target_cells
+from netsleuth.report.json_out import correlation_cells, iso, target_cells
 
 __all__ = ["MAX_EPISODE_ROWS", "render_html", "write_html"]
 
@@ -70,16 +70,7 @@ def render_html(analysis: Analysis) -> str:
         ],
         [
             (
-                [
-                    c.label,
-                    str(c.events),
-                    f"{c.window_s * 1000:.0f} ms",
-                    f"{c.onsets_after}/{c.onsets}",
-                    f"{100 * c.exposed_share:.1f} %",
-                    f"{c.relative_risk:.1f}",
-                    format_p(c.p_value),
-                    format_p(c.p_adjusted),
-                ],
+                [*correlation_cells(c), format_p(c.p_value), format_p(c.p_adjusted)],
                 "sig" if c.significant else "",
             )
             for c in a.correlations

@@ -28,6 +28,18 @@ def target_cells(t: TargetStats) -> list[str]:
     ]
 
 
+def correlation_cells(c: Correlation) -> list[str]:
+    """One event class's row up to the p-values, as both reports show it."""
+    return [
+        c.label,
+        str(c.events),
+        f"{c.window_s * 1000:.0f} ms",
+        f"{c.onsets_after}/{c.onsets}",
+        f"{100 * c.exposed_share:.1f} %",
+        f"{c.relative_risk:.1f}",
+    ]
+
+
 def iso(ns: int | None) -> str | None:
     """ISO 8601 UTC time of a wall-clock ns stamp (None stays None)."""
     if ns is None:

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from netsleuth.analysis import Analysis
 from netsleuth.analysis.stats import format_p, p_phrase
-from netsleuth.report.json_out import iso, target_cells
+from netsleuth.report.json_out import correlation_cells, iso, target_cells
 
 __all__ = ["render_terminal"]
 
@@ -59,12 +59,7 @@ def render_terminal(analysis: Analysis, console: Console) -> None:
             corr.add_column(col, justify="left" if col == "event class" else "right")
         for c in a.correlations[:MAX_ROWS]:
             corr.add_row(
-                c.label,
-                str(c.events),
-                f"{c.window_s * 1000:.0f} ms",
-                f"{c.onsets_after}/{c.onsets}",
-                f"{100 * c.exposed_share:.1f} %",
-                f"{c.relative_risk:.1f}",
+                *correlation_cells(c),
                 format_p(c.p_adjusted),
                 style="bold" if c.significant else None,
             )

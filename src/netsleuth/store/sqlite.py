@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from netsleuth.errors import StoreError
+from netsleuth.lifecycle import Closing
 from netsleuth.model import EventKind, NetEvent, Outcome, ProbeResult
 
 __all__ = ["SCHEMA_VERSION", "ProbeColumns", "RunInfo", "Series", "Store", "StoreWriter"]
@@ -196,7 +197,7 @@ class ProbeColumns:
         return ~np.isin(self.outcome, (Outcome.OK, Outcome.NXDOMAIN))
 
 
-class Store:
+class Store(Closing):
     """Read access to a store (and the run bookkeeping writers need)."""
 
     def __init__(self, path: str | Path, *, create: bool = False) -> None:
@@ -205,12 +206,6 @@ class Store:
 
     def close(self) -> None:
         self._conn.close()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- runs -------------------------------------------------------------
     def begin_run(self, label: str, targets: Sequence[str], args: dict[str, Any]) -> int:
