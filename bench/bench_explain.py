@@ -25,8 +25,10 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from netsleuth.packets.frames import arp_frame, dns_frame
 from netsleuth.packets.writer import PcapngWriter
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "testing"))  # helpers not shipped
+from netsleuth_testing.frames import arp_frame, dns_frame
 
 CLIENT_MAC = "02:aa:00:00:00:10"
 UPLINK_MAC = "02:cc:00:00:00:01"

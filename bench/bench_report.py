@@ -26,8 +26,10 @@ from pathlib import Path
 from statistics import median
 
 from netsleuth.analysis import analyze_data
-from netsleuth.analysis.synthetic import generate, write_store
 from netsleuth.store import Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "testing"))  # helpers not shipped
+from netsleuth_testing.synthetic import generate, write_store
 
 
 def timed(func, repeat: int) -> float:  # type: ignore[no-untyped-def]

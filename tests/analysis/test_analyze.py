@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from netsleuth.analysis import analyze
-from netsleuth.analysis.synthetic import generate, write_store
 from netsleuth.store import Store
+from netsleuth_testing.synthetic import generate, write_store
 
 S = 1_000_000_000
 

@@ -11,7 +11,7 @@ import pytest
 
 from netsleuth.audit import read_snapshot_in
 from netsleuth.audit.firewall import parse_iptables_save, parse_nft_json
-from netsleuth.netns import exec_argv
+from netsleuth.netns import Namespace, exec_argv
 
 NFT_RULESET = """
 table ip nat {
@@ -82,7 +82,7 @@ def test_live_firewall_in_a_namespace(make_netns: Callable[..., Path]) -> None:
     path = make_netns("fw")
     subprocess.run(exec_argv(path.name, ["nft", "-f", "-"]), input=NFT_RULESET, text=True,
                    check=True, timeout=20)  # fmt: skip
-    snap = read_snapshot_in(path, path.name, name=path.name)
+    snap = read_snapshot_in(Namespace.at(path))
     fw = snap.firewall
     assert "nftables" in fw.backends
     assert [(n.action, n.source, n.out_not) for n in fw.nat_rules] == [

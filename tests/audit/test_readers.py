@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from pyroute2 import IPRoute
 
+from netsleuth import netns
 from netsleuth.audit import HostSnapshot, Roots, audit, read_snapshot, read_snapshot_in
-from netsleuth.audit.readers import read_docker_daemons
 from netsleuth.cli import EXIT_FINDINGS, EXIT_OK, main
-from netsleuth.netns import run_in
+from netsleuth.docker.daemons import list_daemons
+from netsleuth.netns import Namespace, run_in
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audit"
 
@@ -69,7 +70,17 @@ def test_doctor_cli_on_fixture_trees(capsys: pytest.CaptureFixture[str]) -> None
     ref = str(FIXTURES / "reference-host")
     assert main(["doctor", "--root", ref, "--json", "--fail-on", "critical"]) == EXIT_FINDINGS
     doc = json.loads(capsys.readouterr().out)
-    assert set(doc[0]) == {"rule", "severity", "subject", "title", "evidence", "why", "fix"}
+    assert set(doc[0]) == {
+        "rule",
+        "severity",
+        "subject",
+        "title",
+        "evidence",
+        "why",
+        "fix",
+        "cause",
+    }
+    assert doc[0]["cause"] == "bridge-mac-flap"  # the catalogue entry it bears on
     assert doc[0]["severity"] == "critical"
     assert main(["doctor", "--root", ref, "--rule", "udev-mac-policy", "--fail-on", "warning"]) == (
         EXIT_OK
@@ -95,7 +106,7 @@ def test_dockerd_daemon_json_and_short_flag(tmp_path: Path) -> None:
     (proc / "12" / "cmdline").write_bytes(b"containerd\0--bridge=nope\0")
     etc.mkdir()
     (etc / "d2.json").write_text('{"bridge": "br-ci", "mtu": 1450}')
-    daemons = read_docker_daemons(proc, etc, None, query_api=False)
+    daemons = list_daemons(proc, etc_root=etc)
     assert [(d.pid, d.bridge, d.bridge_source) for d in daemons] == [
         (10, "br-x", "--bridge"),
         (11, "br-ci", f"{etc / 'd2.json'} bridge"),
@@ -111,7 +122,8 @@ def test_live_resolver_rule_follows_a_real_listener(make_netns: Callable[..., Pa
             ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
 
     run_in(path, lo_up)
-    snap = read_snapshot_in(path, path.name, name=path.name)
+    snap = read_snapshot_in(Namespace.at(path))
+    assert snap.netns == path.name
     assert snap.resolvers[0].nameservers == ("127.0.0.53",)
     assert [f.rule for f in audit([snap]) if f.rule.startswith("resolver")] == [
         "resolver-loopback-unreachable"
@@ -119,7 +131,7 @@ def test_live_resolver_rule_follows_a_real_listener(make_netns: Callable[..., Pa
     sock = run_in(path, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     try:
         sock.bind(("127.0.0.53", 53))
-        snap = read_snapshot_in(path, path.name, name=path.name)
+        snap = read_snapshot_in(Namespace.named(path.name))
         assert snap.resolvers[0].loopback_listeners == ("127.0.0.53",)
         assert not [f for f in audit([snap]) if f.rule.startswith("resolver")]
     finally:
@@ -134,27 +146,6 @@ def test_host_mode_sees_resolv_conf_of_named_namespaces(make_netns: Callable[...
     assert view.nameservers == ("127.0.0.1",) and view.loopback_listeners == ()
 
 
-def test_worker_timeout_and_errors_come_back_as_one_line_errors() -> None:
-    import time
-
-    from netsleuth.audit.readers import _in_worker
-    from netsleuth.errors import NetsleuthError, TargetNotFound
-
-    t0 = time.monotonic()
-    with pytest.raises(NetsleuthError, match=r"longer than 0\.3 s"):
-        _in_worker(lambda: time.sleep(30), lambda: None, 0.3)
-    assert time.monotonic() - t0 < 10
-
-    def missing() -> None:
-        raise TargetNotFound("no interface br9 here")
-
-    with pytest.raises(TargetNotFound, match="br9"):
-        _in_worker(missing, lambda: None, 10)
-    with pytest.raises(NetsleuthError, match="ZeroDivisionError"):
-        _in_worker(lambda: 1 / 0, lambda: None, 10)
-    assert _in_worker(lambda: {"ok": 1}, lambda: None, 10) == {"ok": 1}
-
-
 @pytest.mark.netns
 def test_docker_embedded_dns_counts_on_any_port(
     make_netns: Callable[..., Path], tmp_path: Path
@@ -164,6 +155,7 @@ def test_docker_embedded_dns_counts_on_any_port(
     from netsleuth.audit.readers import resolver_in
 
     path = make_netns("dns11")
+    ns = Namespace.at(path, "container web")
     resolv = tmp_path / "resolv.conf"
     resolv.write_text("nameserver 127.0.0.11\noptions ndots:0\n")
 
@@ -172,15 +164,17 @@ def test_docker_embedded_dns_counts_on_any_port(
             ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
 
     run_in(path, lo_up)
-    view = resolver_in(path, "container web", resolv)
+    view = resolver_in(ns, resolv)
     assert view is not None and view.loopback_listeners == ()
     assert [f.subject for f in audit([HostSnapshot(resolvers=(view,))])] == ["container web"]
     sock = run_in(path, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     try:
         sock.bind(("127.0.0.11", 0))
-        view = resolver_in(path, "container web", resolv)
+        view = resolver_in(ns, resolv)
         assert view is not None and view.loopback_listeners == ("127.0.0.11",)
         assert audit([HostSnapshot(resolvers=(view,))]) == []
     finally:
         sock.close()
-    assert resolver_in(tmp_path / "gone", "container gone", resolv) is None
+    gone = Namespace.at(make_netns("dns11-gone"), "container gone")
+    netns.remove_owned(str(gone.name))
+    assert resolver_in(gone, resolv) is None

@@ -9,12 +9,10 @@ import pytest
 
 from netsleuth.audit import RULES, HostSnapshot, audit
 from netsleuth.audit.snapshot import (
-    Address,
     ConntrackStats,
-    DockerDaemon,
+    DockerdProcess,
     Firewall,
     ForwardChain,
-    Link,
     LinkPolicy,
     NatRule,
     NeighStats,
@@ -22,44 +20,7 @@ from netsleuth.audit.snapshot import (
     Route,
 )
 from netsleuth.model import Finding, Severity
-
-BR_MAC = "02:42:c6:12:00:01"
-PORT_MAC = "26:aa:10:00:00:01"
-
-
-def bridge(name: str = "br0", aat: int | None = 1, mac: str = BR_MAC, **kw: Any) -> Link:
-    return Link(name=name, index=10, mac=mac, mtu=kw.pop("mtu", 1500), kind="bridge",
-                addr_assign_type=aat, **kw)  # fmt: skip
-
-
-def port(
-    name: str, master: str = "br0", mac: str = PORT_MAC, kind: str = "veth", **kw: Any
-) -> Link:
-    return Link(name=name, index=20, mac=mac, mtu=kw.pop("mtu", 1500), kind=kind,
-                master=master, addr_assign_type=3, **kw)  # fmt: skip
-
-
-ETH0 = Link(name="eth0", index=2, mac="52:54:00:12:34:56", mtu=1500, addr_assign_type=0)
-
-
-def host(**kw: Any) -> HostSnapshot:
-    """A host with eth0 (default route) and br0 198.18.1.1/24 with one veth port."""
-    base: dict[str, Any] = {
-        "links": (ETH0, bridge(), port("veth0")),
-        "addresses": (Address("eth0", "192.0.2.2", 24), Address("br0", "198.18.1.1", 24)),
-        "routes": (
-            Route("0.0.0.0/0", "eth0", "192.0.2.1"),
-            Route("192.0.2.0/24", "eth0"),
-            Route("198.18.1.0/24", "br0"),
-        ),
-        "sysctls": {"net.ipv4.ip_forward": "1", "net.ipv4.conf.br0.arp_notify": "0"},
-        "firewall": Firewall(
-            backends=("nftables",),
-            nat_rules=(NatRule("nft ip nat postrouting", "MASQUERADE", "198.18.1.0/24"),),
-        ),
-    }
-    base.update(kw)
-    return HostSnapshot(**base)
+from netsleuth_testing.snapshots import ETH0, PORT_MAC, bridge, host, port
 
 
 def pinned_host(**kw: Any) -> HostSnapshot:
@@ -217,7 +178,7 @@ def test_br_netfilter_mismatch() -> None:
         firewall=drop,
     )
     assert run("br-netfilter-mismatch", snap)[0].subject == "br0"
-    docker = host(docker=(DockerDaemon(pid=1, argv=("dockerd",)),), sysctls={})
+    docker = host(docker=(DockerdProcess(pid=1, argv=("dockerd",)),), sysctls={})
     found = run("br-netfilter-mismatch", docker)
     assert "not loaded" in found[0].evidence["net.bridge.bridge-nf-call-iptables"]
 
@@ -256,16 +217,16 @@ def test_resolver_loopback_unreachable__negative() -> None:
 
 # 11
 def test_docker_bridge_unpinned() -> None:
-    d = DockerDaemon(pid=4242, argv=("dockerd", "--bridge=br0"), bridge="br0",
+    d = DockerdProcess(pid=4242, argv=("dockerd", "--bridge=br0"), bridge="br0",
                      bridge_source="--bridge")  # fmt: skip
     found = run("docker-bridge-unpinned", host(docker=(d,)))
     assert found[0].evidence["used_by"] == "dockerd pid 4242 --bridge"
-    via_net = DockerDaemon(pid=7, argv=("dockerd",), network_bridges=("br0",))
+    via_net = DockerdProcess(pid=7, argv=("dockerd",), network_bridges=("br0",))
     assert run("docker-bridge-unpinned", host(docker=(via_net,)))
 
 
 def test_docker_bridge_unpinned__negative() -> None:
-    d = DockerDaemon(pid=4242, argv=("dockerd", "-b", "br0"), bridge="br0", bridge_source="-b")
+    d = DockerdProcess(pid=4242, argv=("dockerd", "-b", "br0"), bridge="br0", bridge_source="-b")
     assert run("docker-bridge-unpinned", pinned_host(docker=(d,))) == []
     assert run("docker-bridge-unpinned", host()) == []  # no dockerd
 
@@ -333,11 +294,89 @@ def test_audit_orders_by_severity_and_labels_namespaces() -> None:
     assert "--netns lab" in next(f for f in found if f.rule == "bridge-mac-unpinned").fix
 
 
+def triggering() -> dict[str, list[HostSnapshot]]:
+    """Snapshots that trigger each rule: the cases of its test above."""
+    docker = DockerdProcess(pid=4242, argv=("dockerd", "--bridge=br0"), bridge="br0",
+                            bridge_source="--bridge")  # fmt: skip
+    policy = LinkPolicy("/usr/lib/systemd/network/99-default.link", "persistent", True)
+    two_ports = (ETH0, bridge(), port("veth0"), port("veth1"))
+    return {
+        "bridge-mac-unpinned": [host(), host(links=(ETH0, bridge(), port("eth1", kind="")))],
+        "bridge-mac-inherited": [
+            host(links=(ETH0, bridge(mac=PORT_MAC), port("veth0"))),
+            host(links=(ETH0, bridge(mac="00:00:00:00:00:00"))),
+        ],
+        "bridge-arp-notify-off": [host()],
+        "bridge-nat-missing": [
+            host(firewall=Firewall(backends=("nftables",))),
+            host(
+                firewall=Firewall(
+                    backends=("iptables",),
+                    nat_rules=(NatRule("iptables nat POSTROUTING", "MASQUERADE", "198.18.0.0/15"),),
+                    forward_chains=(ForwardChain("iptables filter FORWARD", "DROP", ("docker0",)),),
+                )
+            ),
+        ],
+        "ip-forward-off": [host(sysctls={"net.ipv4.ip_forward": "0"})],
+        "conntrack-pressure": [
+            host(conntrack=ConntrackStats(count=95, max=100)),
+            host(conntrack=ConntrackStats(1, 100, 4, 0, 9, 0, 2.0)),
+        ],
+        "neigh-table-pressure": [
+            host(neigh=NeighStats(entries=1000, gc_thresh3=1024)),
+            host(neigh=NeighStats(10, 1024, table_fulls=3)),
+        ],
+        "mtu-mismatch": [
+            host(links=(ETH0, bridge(), port("veth0", mtu=1400))),
+            host(links=(replace(ETH0, mtu=1450), bridge(), port("veth0"))),
+        ],
+        "br-netfilter-mismatch": [
+            host(
+                links=two_ports,
+                sysctls={"net.bridge.bridge-nf-call-iptables": "1"},
+                firewall=Firewall(
+                    forward_chains=(ForwardChain("iptables filter FORWARD", "DROP"),)
+                ),
+            ),
+            host(docker=(DockerdProcess(pid=1, argv=("dockerd",)),), sysctls={}),
+        ],
+        "resolver-loopback-unreachable": [
+            host(resolvers=(ResolverView("netns ci", "/etc/resolv.conf", ("127.0.0.53",), ()),)),
+        ],
+        "docker-bridge-unpinned": [
+            host(docker=(docker,)),
+            host(docker=(DockerdProcess(pid=7, argv=("dockerd",), network_bridges=("br0",)),)),
+        ],
+        "rp-filter-strict-asymmetric": [
+            host(
+                sysctls={"net.ipv4.conf.all.rp_filter": "1"},
+                routes=(*host().routes, Route("10.9.0.0/16", "br0", "198.18.1.7")),
+            )
+        ],
+        "subnet-overlap": [
+            host(routes=(*host().routes, Route("198.18.0.0/16", "tun0", "10.8.0.1"))),
+        ],
+        "udev-mac-policy": [
+            host(link_policies=(policy,), udev_running=False),
+            host(udev_running=True),
+        ],
+        "bridge-stp-delay": [
+            host(links=(ETH0, bridge(stp_state=1, forward_delay_cs=1500), port("veth0"))),
+        ],
+    }
+
+
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
 def test_every_finding_is_complete(rule: Any) -> None:
-    snaps = [
-        host(conntrack=ConntrackStats(95, 100, 1, 1), neigh=NeighStats(1000, 1024, 1)),
-        host(sysctls={"net.ipv4.ip_forward": "0"}, udev_running=True),
-    ]
-    for f in (f for s in snaps for f in rule.check(s)):
-        assert f.rule == rule.id and f.why and f.fix and f.evidence and f.subject
+    snaps = triggering().get(rule.id)
+    assert snaps, f"no snapshot in triggering() triggers {rule.id}: add one"
+    for snap in (s for base in snaps for s in (base, replace(base, netns="lab"))):
+        found = rule.check(snap)
+        assert found, f"{rule.id} found nothing in its triggering snapshot ({snap.netns})"
+        for f in found:
+            assert f.rule == rule.id and f.why and f.fix and f.evidence and f.subject
+            assert f.title and isinstance(f.severity, Severity)
+
+
+def test_every_triggering_snapshot_belongs_to_a_rule() -> None:
+    assert set(triggering()) == {r.id for r in RULES}

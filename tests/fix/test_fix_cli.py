@@ -13,7 +13,7 @@ from pyroute2 import IPRoute
 from netsleuth import fix
 from netsleuth.cli import EXIT_OK, main
 from netsleuth.cli.fix_cmd import PERSIST_CHOICES
-from netsleuth.netns import run_in, sysctl_get
+from netsleuth.netns import Namespace, run_in
 
 
 def test_cli_persist_choices_match_the_library() -> None:
@@ -56,13 +56,13 @@ def test_fix_sysctls_and_mtu(
     _bridge_with_port(path)
     assert main(["fix", "ip-forward", "--netns", name]) == EXIT_OK
     assert "would set net.ipv4.ip_forward 0 -> 1" in capsys.readouterr().out
-    assert sysctl_get(path, "net.ipv4.ip_forward") == "0"
+    assert Namespace.of(path).sysctl("net.ipv4.ip_forward") == "0"
     assert main(["fix", "ip-forward", "--netns", name, "--apply", "--json"]) == EXIT_OK
     assert json.loads(capsys.readouterr().out)["after"] == "1"
-    assert sysctl_get(path, "net.ipv4.ip_forward") == "1"
+    assert Namespace.of(path).sysctl("net.ipv4.ip_forward") == "1"
 
     assert main(["fix", "arp-notify", "br-m", "--netns", name, "--apply"]) == EXIT_OK
-    assert sysctl_get(path, "net.ipv4.conf.br-m.arp_notify") == "1"
+    assert Namespace.of(path).sysctl("net.ipv4.conf.br-m.arp_notify") == "1"
     capsys.readouterr()
     assert main(["fix", "arp-notify", "br-m", "--netns", name, "--apply"]) == EXIT_OK
     assert "already 1" in capsys.readouterr().out

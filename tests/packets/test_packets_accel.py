@@ -1,5 +1,5 @@
 """The compiled build of the reader and matcher: in use after setup, never
-stale, and the plain-Python modules it replaces still pass the same tests."""
+used when stale, and the plain-Python modules it replaces still pass the same tests."""
 
 from __future__ import annotations
 
@@ -38,14 +38,36 @@ def test_setup_built_the_compiled_modules_and_they_are_in_use() -> None:
     assert netsleuth.packets.journey.__file__.endswith(".so")
 
 
-def test_a_stale_build_is_dropped_and_the_sources_run(tmp_path: Path) -> None:
+def files_of(package: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(package.iterdir()) if p.is_file()}
+
+
+def test_a_stale_build_is_not_imported_and_the_sources_run(tmp_path: Path) -> None:
     package = copy_source(tmp_path, with_build=True)
     assert accel.is_fresh(package)
     with (package / "reader.py").open("a") as fh:
-        fh.write("\n# edited after the build\n")
+        fh.write("\nEDITED_AFTER_THE_BUILD = True\n")
     assert not accel.is_fresh(package)
-    loaded = run_python("import netsleuth.packets.reader as r; print(r.__file__)", tmp_path)
-    assert loaded == str(package / "reader.py")
+    before = files_of(package)
+    loaded = run_python(
+        "import netsleuth.packets.reader as r, netsleuth.packets.journey as j\n"
+        "from netsleuth.packets import accel\n"
+        "print(r.__file__, j.__file__, r.EDITED_AFTER_THE_BUILD, accel.compiled_modules())",
+        tmp_path,
+    )
+    assert loaded == f"{package / 'reader.py'} {package / 'journey.py'} True []"
+    # importing only read: the stale build is still there, unused, until a build step
+    assert files_of(package) == before
+    assert list(package.glob("*.so"))
+
+
+def test_the_build_step_drops_a_stale_build_and_keeps_a_fresh_one(tmp_path: Path) -> None:
+    package = copy_source(tmp_path, with_build=True)
+    assert not accel.drop_stale(package)
+    assert accel.is_fresh(package)
+    with (package / "journey.py").open("a") as fh:
+        fh.write("\n# edited after the build\n")
+    assert accel.drop_stale(package)
     assert not list(package.glob("*.so"))
     assert not (package / accel.DIGEST_FILE).exists()
 

@@ -9,11 +9,11 @@ import pytest
 
 from netsleuth.cli import main
 from netsleuth.cli.capture_cmd import parse_iface
-from netsleuth.cli.explain_cmd import render
 from netsleuth.errors import InvalidArgument
 from netsleuth.model import EventKind, Finding, NetEvent, Severity
 from netsleuth.packets.explain import Explanation
-from netsleuth.packets.model import ReadStats, Verdict
+from netsleuth.packets.model import Fate, ReadStats
+from netsleuth.packets.render import render_explanation
 from netsleuth.store import Store, StoreWriter
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "packets"
@@ -50,7 +50,7 @@ def test_explain_text_keeps_long_mac_lists_short() -> None:
         files=(),
         stats=ReadStats(),
         interfaces=(),
-        counts={str(v): 0 for v in Verdict},
+        counts={str(v): 0 for v in Fate},
         journeys_total=0,
         stale_gateway=78,
         orphan_answers=0,
@@ -58,7 +58,7 @@ def test_explain_text_keeps_long_mac_lists_short() -> None:
         findings=(finding,),
         seconds=0.0,
     )
-    text = render(result, queries=None, limit=10)
+    text = render_explanation(result, queries=None, limit=10)
     assert text.count(" queries to 02:") == 10
     assert "and to 29 more MACs (--json lists all)" in text
     bridge_line = next(line for line in text.splitlines() if "bridge MAC at" in line)

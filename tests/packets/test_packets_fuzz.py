@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from netsleuth.errors import InvalidArgument
 from netsleuth.packets.explain import explain
-from netsleuth.packets.frames import arp_frame, dns_frame
 from netsleuth.packets.reader import read_captures
 from netsleuth.packets.writer import pcap_bytes
+from netsleuth_testing.frames import arp_frame, dns_frame
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "packets"
 FUZZ_CASES = 300

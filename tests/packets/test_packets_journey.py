@@ -7,7 +7,6 @@ import socket
 import pytest
 
 from netsleuth.model import EventKind, NetEvent
-from netsleuth.packets.frames import qname_wire
 from netsleuth.packets.journey import (
     JourneyMatcher,
     bridge_history,
@@ -15,7 +14,8 @@ from netsleuth.packets.journey import (
     match,
     stale_gateway_finding,
 )
-from netsleuth.packets.model import ArpPacket, DnsPacket, Interface, Journey, Verdict
+from netsleuth.packets.model import ArpPacket, DnsPacket, Fate, Interface, Journey
+from netsleuth_testing.frames import qname_wire
 
 CLIENT, CLIENT2, GW, NAT, SERVER = (
     "198.18.0.10",
@@ -120,7 +120,7 @@ def run(packets: list, ifaces: list[Interface] = IFACES, **kw: object) -> list[J
 
 def test_answered_journey_follows_nat() -> None:
     [j] = run(answered_trip(0, 7))
-    assert j.verdict is Verdict.ANSWERED
+    assert j.verdict is Fate.ANSWERED
     assert j.client == f"{CLIENT}:4000"
     assert j.nat_source == f"{NAT}:4000"
     assert j.origin == "vc0"
@@ -147,9 +147,9 @@ def test_each_failure_class() -> None:
     ]
     verdicts = [(j.dns_id, j.verdict) for j in run(packets)]
     assert verdicts == [
-        (1, Verdict.NAT_UNANSWERED),
-        (2, Verdict.LOST_ON_RETURN),
-        (3, Verdict.NEVER_LEFT_BRIDGE),
+        (1, Fate.NAT_UNANSWERED),
+        (2, Fate.LOST_ON_RETURN),
+        (3, Fate.NEVER_LEFT_BRIDGE),
     ]
     lost = run(packets)[1]
     assert lost.rcode == 3
@@ -157,14 +157,14 @@ def test_each_failure_class() -> None:
 
 def test_without_uplink_capture_the_class_is_unanswered() -> None:
     [j] = run([q(0, PORT, 3, dmac=OLD)], [IFACES[0]])
-    assert j.verdict is Verdict.UNANSWERED
+    assert j.verdict is Fate.UNANSWERED
 
 
 def test_uplink_is_inferred_from_nat_without_roles() -> None:
     # a query that escaped NAT on an interface where NATed ones were seen still "left"
     packets = [*answered_trip(0, 1), q(100 * MS, PORT, 2), q(100 * MS, UPLINK, 2)]
     js = run(packets, NO_ROLES)
-    assert [j.verdict for j in js] == [Verdict.ANSWERED, Verdict.ESCAPED_NAT]
+    assert [j.verdict for j in js] == [Fate.ANSWERED, Fate.ESCAPED_NAT]
     assert js[1].nat_source == f"{CLIENT}:4000"  # left as itself
     assert js[1].reused_entry_age_ns is None  # nothing in the capture explains it
 
@@ -185,9 +185,9 @@ def escaped_after_flood(gap_ms: int) -> list[DnsPacket]:
 def test_escaped_nat_names_the_reused_entry_of_a_flooded_query() -> None:
     js = run(escaped_after_flood(12_000))
     assert [j.verdict for j in js] == [
-        Verdict.NEVER_LEFT_BRIDGE,
-        Verdict.ANSWERED,
-        Verdict.ESCAPED_NAT,
+        Fate.NEVER_LEFT_BRIDGE,
+        Fate.ANSWERED,
+        Fate.ESCAPED_NAT,
     ]
     assert js[2].reused_entry_age_ns == 12_000 * MS
     finding = escaped_nat_finding(js)
@@ -198,7 +198,7 @@ def test_escaped_nat_names_the_reused_entry_of_a_flooded_query() -> None:
 
 def test_an_entry_older_than_the_conntrack_timeout_is_not_blamed() -> None:
     js = run(escaped_after_flood(31_000))
-    assert js[2].verdict is Verdict.ESCAPED_NAT
+    assert js[2].verdict is Fate.ESCAPED_NAT
     assert js[2].reused_entry_age_ns is None
     finding = escaped_nat_finding(js)
     assert finding is not None and finding.rule == "escaped-nat"
@@ -211,7 +211,7 @@ def test_untranslated_where_nothing_is_natted_is_not_escaped() -> None:
     # a routed host (no NAT anywhere): unanswered after leaving is the upstream's doing
     packets = [q(0, PORT, 1), q(0, BRIDGE, 1), q(MS, UPLINK, 1)]
     [j] = run(packets)
-    assert j.verdict is Verdict.NAT_UNANSWERED
+    assert j.verdict is Fate.NAT_UNANSWERED
     assert escaped_nat_finding([j]) is None
 
 
@@ -224,7 +224,7 @@ def test_stale_gateway_from_arp_after_the_query() -> None:
         q(3050 * MS, PORT, 3, dmac=OLD),
         arp(9000 * MS, BASE),  # the neighbour entry failed; broadcast ARP finds the MAC
     ]
-    js = [j for j in run(packets) if j.verdict is Verdict.NEVER_LEFT_BRIDGE]
+    js = [j for j in run(packets) if j.verdict is Fate.NEVER_LEFT_BRIDGE]
     assert len(js) == 2
     for j in js:
         assert j.mac is not None
@@ -249,7 +249,7 @@ def test_never_left_to_the_current_mac_is_not_stale() -> None:
         arp(9000 * MS, BASE, op=2),
     ]
     j = run(packets)[-1]
-    assert j.verdict is Verdict.NEVER_LEFT_BRIDGE
+    assert j.verdict is Fate.NEVER_LEFT_BRIDGE
     assert j.mac is not None
     assert j.mac.bridge_mac == "be:00:00:00:00:01"
     assert not j.mac.stale_gateway
@@ -289,7 +289,7 @@ def test_store_history_gives_exact_bridge_mac_and_port_owner() -> None:
     packets = [*answered_trip(0, 1), q(3000 * MS, PORT, 2, dmac=OLD)]
     js = run(packets, history=history)
     j = js[-1]
-    assert j.verdict is Verdict.NEVER_LEFT_BRIDGE
+    assert j.verdict is Fate.NEVER_LEFT_BRIDGE
     assert j.mac is not None
     assert j.mac.bridge_mac == "be:00:00:00:00:01"
     assert j.mac.bridge_mac_source == "store"
@@ -311,21 +311,21 @@ def test_two_clients_with_the_same_id_and_name_are_two_journeys() -> None:
     packets = [q(0, PORT, 9), q(MS, PORT, 9, src=CLIENT2), r(2 * MS, PORT, 9, dst=CLIENT2)]
     js = run(packets, [IFACES[0]])
     assert [(j.client, j.verdict) for j in js] == [
-        (f"{CLIENT}:4000", Verdict.UNANSWERED),
-        (f"{CLIENT2}:4000", Verdict.ANSWERED),
+        (f"{CLIENT}:4000", Fate.UNANSWERED),
+        (f"{CLIENT2}:4000", Fate.ANSWERED),
     ]
 
 
 def test_a_retry_after_the_attempt_gap_is_a_new_journey() -> None:
     packets = [q(0, PORT, 5), q(1000 * MS, PORT, 5), r(1001 * MS, PORT, 5)]
     js = run(packets, [IFACES[0]])
-    assert [j.verdict for j in js] == [Verdict.UNANSWERED, Verdict.ANSWERED]
+    assert [j.verdict for j in js] == [Fate.UNANSWERED, Fate.ANSWERED]
 
 
 def test_window_separates_reused_ids() -> None:
     packets = [*answered_trip(0, 1), *answered_trip(6000 * MS, 1)]
     js = run(packets)
-    assert [j.verdict for j in js] == [Verdict.ANSWERED, Verdict.ANSWERED]
+    assert [j.verdict for j in js] == [Fate.ANSWERED, Fate.ANSWERED]
 
 
 def test_orphan_answer_is_counted() -> None:
@@ -348,13 +348,13 @@ def test_origin_on_equal_timestamps_prefers_the_client_side() -> None:
     m = JourneyMatcher(IFACES)
     js = [*m.feed_all(packets), *m.finish()]
     assert js[0].origin == "vc0"
-    assert js[0].verdict is Verdict.LOST_ON_RETURN
+    assert js[0].verdict is Fate.LOST_ON_RETURN
 
 
 def test_host_query_on_the_uplink_itself_is_answered() -> None:
     packets = [q(0, UPLINK, 4, src=NAT), r(MS, UPLINK, 4, dst=NAT)]
     [j] = run(packets)
-    assert j.verdict is Verdict.ANSWERED
+    assert j.verdict is Fate.ANSWERED
 
 
 @pytest.mark.parametrize("keep_answered", [True, False])
@@ -392,7 +392,7 @@ def test_previous_mac_still_owned_by_a_port_is_stale_unless_sent_through_it() ->
     assert history is not None
     packets = [*answered_trip(0, 1), q(1000 * MS, PORT, 2, dmac=BASE)]
     j = run(packets, history=history)[-1]
-    assert j.verdict is Verdict.NEVER_LEFT_BRIDGE
+    assert j.verdict is Fate.NEVER_LEFT_BRIDGE
     assert j.mac is not None
     assert (j.mac.port_owned, j.mac.port, j.mac.bridge_mac) == (True, "vc3", low)
     assert j.mac.stale_gateway

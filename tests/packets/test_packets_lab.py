@@ -24,7 +24,7 @@ from netsleuth.lab import Churn, ChurnStep, LabConfig, LabTopology, build_lab
 from netsleuth.packets.capture import CaptureResult, capture, lab_specs
 from netsleuth.packets.explain import Explanation, explain
 from netsleuth.packets.hops import target_specs
-from netsleuth.packets.model import DnsPacket, Verdict
+from netsleuth.packets.model import DnsPacket, Fate
 from netsleuth.packets.reader import read_captures
 
 pytestmark = pytest.mark.lab
@@ -160,7 +160,7 @@ def departed_macs_at(run: LabRun, ts_ns: int) -> set[str]:
 
 
 def check_stale(run: LabRun, e: Explanation) -> None:
-    never = [j for j in e.journeys if j.verdict is Verdict.NEVER_LEFT_BRIDGE]
+    never = [j for j in e.journeys if j.verdict is Fate.NEVER_LEFT_BRIDGE]
     assert never, f"no query never left the bridge: {e.counts}"
     for j in never:
         assert j.mac is not None
@@ -206,7 +206,7 @@ def test_promiscuity_changes_what_the_bridge_capture_shows(churned: LabRun) -> N
     never = [
         j
         for j in explain([churned.ours], keep="failed").journeys
-        if j.verdict is Verdict.NEVER_LEFT_BRIDGE
+        if j.verdict is Fate.NEVER_LEFT_BRIDGE
     ]
     assert never
     assert all(

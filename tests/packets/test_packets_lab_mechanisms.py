@@ -29,7 +29,7 @@ from netsleuth.cli import main
 from netsleuth.lab import Churn, LabConfig, LabTopology, build_lab
 from netsleuth.packets.capture import CaptureResult, capture, lab_specs
 from netsleuth.packets.explain import explain
-from netsleuth.packets.model import Verdict
+from netsleuth.packets.model import Fate
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(180)]
 
@@ -104,9 +104,7 @@ def test_flooded_queries_poison_conntrack_and_fix_clears_it(
 
         e = explain([out], keep="failed")
         escaped = {
-            int(j.client.rsplit(":", 1)[1]): j
-            for j in e.journeys
-            if j.verdict is Verdict.ESCAPED_NAT
+            int(j.client.rsplit(":", 1)[1]): j for j in e.journeys if j.verdict is Fate.ESCAPED_NAT
         }
         assert set(escaped) == poisoned, e.counts
         # nearly all carry the evidence: an earlier query from the same port that

@@ -14,10 +14,10 @@ import pytest
 from netsleuth.errors import InvalidArgument
 from netsleuth.packets.decode import decode
 from netsleuth.packets.explain import explain
-from netsleuth.packets.frames import arp_frame, dns_frame
-from netsleuth.packets.model import ArpPacket, DnsPacket, ReadStats, Verdict, qname_str
+from netsleuth.packets.model import ArpPacket, DnsPacket, Fate, ReadStats, qname_str
 from netsleuth.packets.reader import CaptureReader, read_captures
 from netsleuth.packets.writer import PcapngWriter, pcap_bytes
+from netsleuth_testing.frames import arp_frame, dns_frame
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "packets"
 T0 = 1_800_000_000_123_456_789
@@ -351,7 +351,7 @@ def test_golden_lab_capture_from_netsleuth_capture() -> None:
     assert e.counts["answered"] == 40
     assert e.counts["never-left-bridge"] == 127
     assert e.stale_gateway == 127
-    never = [j for j in e.journeys if j.verdict is Verdict.NEVER_LEFT_BRIDGE]
+    never = [j for j in e.journeys if j.verdict is Fate.NEVER_LEFT_BRIDGE]
     assert {j.mac.dst_mac for j in never if j.mac} == {"02:00:00:00:00:01"}
     assert all(len(j.hops) == 1 and j.hops[0].iface == "vc0" for j in never)
     assert e.finding is not None and e.finding.rule == "stale-gateway"

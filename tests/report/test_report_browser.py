@@ -11,9 +11,9 @@ import pytest
 from matplotlib.image import imread
 
 from netsleuth.analysis import analyze
-from netsleuth.analysis.synthetic import generate, write_store
 from netsleuth.report import write_html
 from netsleuth.store import Store
+from netsleuth_testing.synthetic import generate, write_store
 
 pytestmark = pytest.mark.browser
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from netsleuth.analysis.synthetic import generate, write_store
-from netsleuth.cli import main
+from netsleuth.cli import ExitStatus, main
 from netsleuth.cli.report_cmd import parse_time
 from netsleuth.errors import InvalidArgument
+from netsleuth_testing.synthetic import generate, write_store
 
 S = 1_000_000_000
 NOW = 1_900_000_000 * S
@@ -79,3 +79,32 @@ def test_help_teaches(capsys: pytest.CaptureFixture[str]) -> None:
         main(["report", "--help"])
     out = capsys.readouterr().out
     assert "examples:" in out and "--since" in out and "Fisher" in out
+
+
+def test_the_store_as_an_argument(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(store), "--json", "--run", "last"]) == 0
+    by_argument = json.loads(capsys.readouterr().out)
+    assert main(["report", "--store", str(store), "--json", "--run", "last"]) == 0
+    assert json.loads(capsys.readouterr().out) == by_argument
+    assert by_argument["runs"] == [2]
+    # the same store both ways is fine
+    assert main(["report", str(store), "--store", str(store), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["verdict"]["cause"] == "bridge-mac-flap"
+
+
+def test_two_different_stores_are_one_line_usage_error(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = tmp_path / "other.sqlite"
+    assert main(["report", str(store), "--store", str(other)]) == ExitStatus.USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"two stores given, {store} and --store {other}: give one of them" in err
+
+
+def test_a_missing_store_as_an_argument(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["report", "/nonexistent/x.sqlite"])
+    assert status is ExitStatus.ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("netsleuth: error: ") and "does not exist" in err
+    assert err.count("\n") == 1

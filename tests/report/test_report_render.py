@@ -9,9 +9,9 @@ import pytest
 from rich.console import Console
 
 from netsleuth.analysis import Analysis, analyze
-from netsleuth.analysis.synthetic import generate, write_store
 from netsleuth.report import render_terminal, to_json, write_html
 from netsleuth.store import Store
+from netsleuth_testing.synthetic import generate, write_store
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,7 @@ def test_watch_json_summary_and_store(make_netns: Callable[..., Path], tmp_path:
     by_probe = {s["probe"]: s for s in out["series"]}
     assert by_probe["icmp:127.0.0.1"]["outcomes"] == {"ok": 5}
     assert by_probe["tcp:127.0.0.1:9"]["outcomes"] == {"refused": 5}
-    assert f"netsleuth report --store {store}" in proc.stderr
+    assert f"read it with: netsleuth report {store}" in proc.stderr
     with Store(store) as s:
         [run] = s.runs()
         assert run.targets == [f"netns:{path.name}"] and len(s.probes()) == 10

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from scipy.stats import binomtest, fisher_exact
 
+from netsleuth.stats import wilson
+
 __all__ = [
     "fisher_greater",
     "format_p",
@@ -17,14 +19,6 @@ __all__ = [
     "relative_risk",
     "wilson",
 ]
-
-
-def wilson(failed: int, attempts: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Two-sided Wilson score interval of a failure rate; (0, 1) without attempts."""
-    if attempts <= 0:
-        return 0.0, 1.0
-    ci = binomtest(failed, attempts).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
 
 
 def rate_upper_bound(failed: int, attempts: int, confidence: float = 0.95) -> float:

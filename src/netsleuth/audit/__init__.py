@@ -1,14 +1,16 @@
 """The host audit behind ``netsleuth doctor``.
 
 Data moves one way: thin readers (:mod:`.readers`: sysfs and procfs under a
-configurable root, pyroute2 netlink, ``nft -j``/``iptables-save`` parsed by
-:mod:`.firewall`, systemd ``.link`` files, dockerd processes and
-daemon.json) build one frozen :class:`HostSnapshot` per network namespace;
+configurable root, netlink through :mod:`netsleuth.netns`, ``nft -j``/
+``iptables-save`` parsed by :mod:`.firewall`, systemd ``.link`` files,
+dockerd processes from :func:`netsleuth.docker.list_daemons`) build one
+frozen :class:`HostSnapshot` per network namespace;
 pure rules (:mod:`.rules`, each a small :class:`Rule` with ``id`` and
 ``check(snapshot) -> list[Finding]``) turn snapshots into
 :class:`netsleuth.model.Finding`; :func:`audit` runs them all and
 :func:`run_doctor` does read + audit in one call. Other namespaces are read
-by a forked worker that enters them, so this process never changes namespace.
+by a worker that enters them (:meth:`netsleuth.netns.Namespace.run_process`),
+so this process never changes namespace.
 """
 
 from netsleuth.audit.doctor import audit, container_namespaces, read_targets, run_doctor
@@ -19,7 +21,7 @@ from netsleuth.audit.readers import (
     read_snapshot,
     read_snapshot_in,
 )
-from netsleuth.audit.rules import RULES, Rule, rule_ids
+from netsleuth.audit.rules import RULES, Rule
 from netsleuth.audit.snapshot import HostSnapshot
 
 __all__ = [
@@ -34,6 +36,5 @@ __all__ = [
     "read_snapshot",
     "read_snapshot_in",
     "read_targets",
-    "rule_ids",
     "run_doctor",
 ]

@@ -7,7 +7,6 @@ the reading and is what the CLI and the lab call.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -17,8 +16,11 @@ from netsleuth.audit.rules import RULES, Rule
 from netsleuth.audit.snapshot import HostSnapshot
 from netsleuth.errors import InvalidArgument, TargetNotFound
 from netsleuth.model import Finding
+from netsleuth.netns import Namespace, list_named
 
 __all__ = ["audit", "container_namespaces", "read_targets", "run_doctor"]
+
+DOCKER_SOCKET = Path("/var/run/docker.sock")
 
 
 def audit(snapshots: Iterable[HostSnapshot], rules: Sequence[Rule] = RULES) -> list[Finding]:
@@ -28,35 +30,33 @@ def audit(snapshots: Iterable[HostSnapshot], rules: Sequence[Rule] = RULES) -> l
     return sorted(findings, key=lambda f: (-f.severity, order.get(f.rule, 99), f.subject))
 
 
-def container_namespaces() -> list[tuple[str, Path, Path]]:
-    """(label, netns path, resolv.conf) of every running container the local
-    Docker daemon knows, one per distinct namespace; empty without Docker."""
-    sock = Path("/var/run/docker.sock")
+def container_namespaces(sock: Path = DOCKER_SOCKET) -> list[tuple[Namespace, Path]]:
+    """(namespace labelled ``container NAME``, its resolv.conf) of every
+    running container the local Docker daemon knows, one per distinct
+    namespace; empty without Docker."""
+    from netsleuth.docker.client import api_errors, connect
+
     if not sock.exists():
         return []
     try:
-        import docker
-
-        client = docker.DockerClient(base_url=f"unix://{sock}", timeout=3)
-        try:
+        with contextlib.closing(connect(f"unix://{sock}", 3)) as client:
             containers = client.containers.list()
-            out, seen = [], set()
-            for c in containers:
-                pid = int(c.attrs.get("State", {}).get("Pid") or 0)
-                path = Path(f"/proc/{pid}/ns/net")
-                try:
-                    inode = os.stat(path).st_ino
-                except OSError:
-                    continue
-                if pid and inode not in seen:
-                    seen.add(inode)
-                    resolv = Path(f"/proc/{pid}/root/etc/resolv.conf")
-                    out.append((f"container {c.name}", path, resolv))
-            return out
-        finally:
-            client.close()
-    except Exception:  # noqa: BLE001 - Docker is optional evidence
+    except api_errors():  # Docker is optional evidence
         return []
+    out, seen = [], set()
+    for c in containers:
+        pid = int(c.attrs.get("State", {}).get("Pid") or 0)
+        if not pid:
+            continue
+        try:
+            ns = Namespace.of_pid(pid, label=f"container {c.name}")
+            inode = ns.inode()
+        except TargetNotFound:  # exited since it was listed
+            continue
+        if inode not in seen:
+            seen.add(inode)
+            out.append((ns, Path(f"/proc/{pid}/root/etc/resolv.conf")))
+    return out
 
 
 def read_targets(
@@ -68,8 +68,6 @@ def read_targets(
     """The snapshots ``doctor`` audits: the host (with the resolv.conf view of
     every named namespace) unless ``netns`` names namespaces; with
     ``all_netns`` also every named namespace and container."""
-    from netsleuth.netns import list_named, netns_path
-
     roots = roots or Roots()
     named = list_named()
     snaps: list[HostSnapshot] = []
@@ -81,25 +79,23 @@ def read_targets(
             conntrack_sample=conntrack_sample,
         )
         if not all_netns:  # containers' resolv.conf, as the host's bridges reach them
-            views = [resolver_in(p, label, r) for label, p, r in container_namespaces()]
+            views = [resolver_in(ns, resolv) for ns, resolv in container_namespaces()]
             extra = tuple(v for v in views if v is not None)
             host = replace(host, resolvers=host.resolvers + extra)
         snaps.append(host)
     for name in netns:
         if "/" in name:
             raise InvalidArgument(f"--netns takes a name from `ip netns list`, not {name!r}")
-        path = netns_path(name)
-        if not path.exists():
-            raise TargetNotFound(f"network namespace {name} does not exist; see `ip netns list`")
-        snaps.append(read_snapshot_in(path, name, name=name, conntrack_sample=conntrack_sample))
+        ns = Namespace.named(name)
+        snaps.append(read_snapshot_in(ns, conntrack_sample=conntrack_sample))
     if all_netns:
         # Namespaces and containers may go away while we read: skip those.
         for name in [] if netns else named:
             with contextlib.suppress(TargetNotFound):
-                snaps.append(read_snapshot_in(netns_path(name), name, name=name))
-        for label, path, resolv in container_namespaces():
+                snaps.append(read_snapshot_in(Namespace.named(name)))
+        for ns, resolv in container_namespaces():
             with contextlib.suppress(TargetNotFound):
-                snaps.append(read_snapshot_in(path, label, resolv_conf=resolv))
+                snaps.append(read_snapshot_in(ns, resolv_conf=resolv))
     return snaps
 
 

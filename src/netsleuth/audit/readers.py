@@ -3,9 +3,11 @@
 Every reader takes its roots (``sys_root``, ``proc_root``, ``etc_root``,
 ``lib_root``) so fixture trees work as well as the live system. Netlink
 (links with their kind, addresses, routes, neighbours) and the firewall
-programs are only used in live mode. Another namespace is read by a forked
-worker that enters it for good (sysfs remounted, ``/etc/netns/NAME`` bound
-over ``/etc``) and hands the snapshot back through a pipe.
+programs are only used in live mode. Another namespace is read by a
+worker that enters it for good (:meth:`netsleuth.netns.Namespace.run_process`:
+sysfs remounted, ``/etc/netns/NAME`` bound over ``/etc``), which hands the
+snapshot back. Netlink comes from the host layer (:mod:`netsleuth.netns`),
+dockerd processes from :func:`netsleuth.docker.list_daemons`.
 """
 
 from __future__ import annotations
@@ -14,10 +16,7 @@ import contextlib
 import ipaddress
 import json
 import os
-import pickle
-import select
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -25,15 +24,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from netsleuth.audit.firewall import parse_iptables_save, parse_nft_json
-from netsleuth.audit.rtnl import count_neighbours, dump_links, netns_id
 from netsleuth.audit.snapshot import (
     ADDR_SET,
     Address,
     ConntrackStats,
-    DockerDaemon,
     Firewall,
     HostSnapshot,
     Link,
@@ -42,13 +38,24 @@ from netsleuth.audit.snapshot import (
     ResolverView,
     Route,
 )
+from netsleuth.docker.daemons import list_daemons
 from netsleuth.errors import NetsleuthError, TargetNotFound
+from netsleuth.netns import (
+    Links,
+    Namespace,
+    arp_notify_key,
+    count_neighbours,
+    dump_links,
+    list_named,
+    netns_id,
+    netns_path,
+    sysctl_path,
+)
 
 __all__ = [
     "BridgeMacState",
     "Roots",
     "bridge_mac_state",
-    "read_docker_daemons",
     "read_link_policies",
     "read_resolver",
     "read_snapshot",
@@ -136,21 +143,17 @@ def read_sysctls(proc_root: Path, ifnames: Iterable[str]) -> dict[str, str]:
     keys = [
         "net.ipv4.ip_forward",
         "net.ipv4.conf.all.rp_filter",
-        "net.ipv4.conf.all.arp_notify",
+        arp_notify_key("all"),
         "net.ipv4.neigh.default.gc_thresh3",
         "net.netfilter.nf_conntrack_count",
         "net.netfilter.nf_conntrack_max",
         "net.bridge.bridge-nf-call-iptables",
     ]
     for name in ifnames:
-        keys += [f"net.ipv4.conf.{name}.arp_notify", f"net.ipv4.conf.{name}.rp_filter"]
+        keys += [arp_notify_key(name), f"net.ipv4.conf.{name}.rp_filter"]
     out = {}
     for key in keys:
-        parts = key.split(".")
-        # Interface names may contain dots; they sit at index 3 of conf keys.
-        if parts[:3] == ["net", "ipv4", "conf"] and len(parts) > 5:
-            parts = [*parts[:3], ".".join(parts[3:-1]), parts[-1]]
-        value = _read(proc_root.joinpath("sys", *parts))
+        value = _read(sysctl_path(key, proc_root))
         if value is not None:
             out[key] = value
     return out
@@ -316,109 +319,12 @@ def read_link_policies(etc_root: Path, lib_root: Path, run_root: Path) -> tuple[
     return tuple(out)
 
 
-# --- Docker --------------------------------------------------------------
-
-
-def _option(argv: list[str], names: tuple[str, ...]) -> str:
-    for i, arg in enumerate(argv):
-        for name in names:
-            if arg == name and i + 1 < len(argv):
-                return argv[i + 1]
-            if name.startswith("--") and arg.startswith(name + "="):
-                return arg.split("=", 1)[1]
-            if not name.startswith("--") and arg.startswith(name) and len(arg) > len(name):
-                return arg[len(name) :].lstrip("=")
-    return ""
-
-
-def _docker_networks(argv: list[str]) -> tuple[str, ...]:
-    """Bridge names of the daemon's networks, when its API answers quickly."""
-    host = _option(argv, ("-H", "--host")) or "unix:///var/run/docker.sock"
-    if not host.startswith("unix://") or not Path(host[len("unix://") :]).exists():
-        return ()
-    try:
-        import docker
-
-        client = docker.DockerClient(base_url=host, timeout=2)
-        try:
-            nets = client.networks.list()
-            names = []
-            for net in nets:
-                opts = net.attrs.get("Options") or {}
-                name = opts.get("com.docker.network.bridge.name")
-                if name:
-                    names.append(str(name))
-            return tuple(sorted(names))
-        finally:
-            client.close()
-    except Exception:  # noqa: BLE001 - any API failure only hides optional evidence
-        return ()
-
-
-def read_docker_daemons(
-    proc_root: Path,
-    etc_root: Path,
-    netns_inode: int | None,
-    query_api: bool = True,
-) -> tuple[DockerDaemon, ...]:
-    """Running dockerd processes in the namespace with inode ``netns_inode``
-    (any namespace when None), with the bridge they were told to use."""
-    out = []
-    try:
-        pids = sorted(int(p) for p in os.listdir(proc_root) if p.isdigit())
-    except OSError:
-        return ()
-    for pid in pids:
-        try:
-            raw = (proc_root / str(pid) / "cmdline").read_bytes()
-        except OSError:
-            continue
-        argv = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
-        if not argv or os.path.basename(argv[0]) != "dockerd":
-            continue
-        if netns_inode is not None:
-            try:
-                if os.stat(proc_root / str(pid) / "ns" / "net").st_ino != netns_inode:
-                    continue
-            except OSError:
-                continue
-        bridge = _option(argv, ("--bridge", "-b"))
-        source = "--bridge" if bridge else ""
-        if not bridge:
-            cfg = _option(argv, ("--config-file",)) or str(etc_root / "docker" / "daemon.json")
-            cfg_path = Path(cfg)
-            if cfg.startswith("/etc/") and etc_root != Path("/etc"):
-                cfg_path = etc_root / cfg[len("/etc/") :]
-            text = _read(cfg_path)
-            if text:
-                try:
-                    bridge = str(json.loads(text).get("bridge") or "")
-                except (ValueError, AttributeError):
-                    bridge = ""
-                source = f"{cfg_path} bridge" if bridge else ""
-        if bridge == "none":
-            bridge, source = "", ""
-        nets = _docker_networks(argv) if query_api else ()
-        out.append(
-            DockerDaemon(
-                pid=pid,
-                argv=tuple(argv),
-                bridge=bridge,
-                bridge_source=source,
-                network_bridges=nets,
-            )
-        )
-    return tuple(out)
-
-
 # --- netlink and firewall (live only) -----------------------------------
 
 
 def _netlink(sys_root: Path) -> tuple[list[Link], list[Address], list[Route], int]:
     """Links from a raw rtnetlink dump (plus sysfs for the bridges),
-    addresses and routes from pyroute2, and the IPv4 neighbour count."""
-    from pyroute2 import IPRoute
-
+    addresses and routes through the host layer, and the IPv4 neighbour count."""
     raw = dump_links()
     names = {r.index: r.name for r in raw}
     bridges = read_sysfs_links(sys_root, [r.name for r in raw if r.kind == "bridge"])
@@ -440,33 +346,24 @@ def _netlink(sys_root: Path) -> tuple[list[Link], list[Address], list[Route], in
                 forward_delay_cs=base.forward_delay_cs if base else 0,
             )
         )
-    with IPRoute() as ipr:
-        raw_addrs = ipr.get_addr()
-        raw_routes = ipr.get_routes(table=254)
+    with Links() as links:
+        raw_addrs = links.addresses()
+        raw_routes = links.routes()
     addrs = [
-        Address(
-            ifname=names.get(a["index"], "") or "",
-            address=a.get("address"),
-            prefixlen=a["prefixlen"],
-        )
+        Address(ifname=names.get(a.index, ""), address=a.address, prefixlen=a.prefixlen)
         for a in raw_addrs
-        if a.get("address")
     ]
     routes = []
-    for r in raw_routes:
-        if r["type"] != 1:  # unicast only
+    for route in raw_routes:
+        if route.type != 1:  # unicast only
             continue
-        fam = r["family"]
-        dst = r.get("dst") or ("0.0.0.0" if fam == socket.AF_INET else "::")
-        oif = r.get("oif")
-        if oif is None and r.get("multipath"):
-            oif = r.get("multipath")[0]["oif"]
+        dst = route.dst or ("0.0.0.0" if route.family == socket.AF_INET else "::")
         routes.append(
             Route(
-                dst=f"{dst}/{r['dst_len']}",
-                ifname=names.get(oif, "") or "",
-                gateway=r.get("gateway") or "",
-                proto=str(r.get("proto", "")),
+                dst=f"{dst}/{route.dst_len}",
+                ifname=names.get(route.oif, ""),
+                gateway=route.gateway,
+                proto=str(route.proto),
             )
         )
     return out_links, addrs, routes, count_neighbours(socket.AF_INET)
@@ -567,7 +464,15 @@ def read_snapshot(
         neigh=read_neigh(roots.proc, sysctls, neigh_entries),
         firewall=read_firewall() if live else Firewall(readable=False),
         resolvers=tuple(resolvers),
-        docker=read_docker_daemons(roots.proc, roots.etc, inode, query_docker_api and live),
+        docker=tuple(
+            d
+            for d in list_daemons(
+                roots.proc,
+                etc_root=None if roots.etc == Path("/etc") else roots.etc,
+                query_api=query_docker_api and live,
+            )
+            if inode is None or d.netns_inode == inode
+        ),
         link_policies=read_link_policies(roots.etc, roots.lib, roots.proc.parent / "run"),
         udev_running=udev_running(roots.proc),
         peer_namespaces=_peer_namespaces(link_list) if live else {},
@@ -576,8 +481,6 @@ def read_snapshot(
 
 def _peer_namespaces(links: list[Link]) -> dict[int, str]:
     """Names of the named namespaces that veth peers live in."""
-    from netsleuth.netns import list_named, netns_path
-
     wanted = {link.peer_netnsid for link in links if link.peer_netnsid is not None}
     found: dict[int, str] = {}
     for name in list_named() if wanted else []:
@@ -591,97 +494,43 @@ def _peer_namespaces(links: list[Link]) -> dict[int, str]:
 
 def _resolver_of_named(name: str, roots: Roots) -> ResolverView | None:
     """resolv.conf of a named namespace (its /etc/netns file or the host's)."""
-    from netsleuth.netns import netns_path
-
     own = roots.etc / "netns" / name / "resolv.conf"
     conf = own if own.exists() else roots.etc / "resolv.conf"
-    return resolver_in(netns_path(name), f"netns {name}", conf)
-
-
-def resolver_in(path: str | Path, scope: str, resolv_conf: Path) -> ResolverView | None:
-    """A resolv.conf and the UDP/53 listeners of the namespace at ``path``
-    (read by a thread inside it); None if the namespace is gone."""
-    from netsleuth.netns import run_in
-
     try:
-        return run_in(
-            path, lambda: read_resolver(scope, resolv_conf, Path("/proc/thread-self/net"))
-        )
+        ns = Namespace.named(name, label=f"netns {name}")
+    except TargetNotFound:  # gone since it was listed
+        return None
+    return resolver_in(ns, conf)
+
+
+def resolver_in(ns: Namespace, resolv_conf: Path) -> ResolverView | None:
+    """A resolv.conf and the UDP/53 listeners of ``ns`` (read by a thread
+    inside it), scoped by the namespace's label; None if it is gone."""
+    try:
+        return ns.run(lambda: read_resolver(ns.label, resolv_conf, Path("/proc/thread-self/net")))
     except (OSError, NetsleuthError):
         return None
 
 
 def read_snapshot_in(
-    path: str | Path,
-    label: str,
+    ns: Namespace,
     *,
-    name: str | None = None,
     conntrack_sample: float = 0.0,
     resolv_conf: Path | None = None,
     timeout: float = 60.0,
 ) -> HostSnapshot:
-    """Read another namespace in a forked worker that enters it for good."""
-    from netsleuth.netns import enter_for_good
-
-    if not Path(path).exists():
-        raise TargetNotFound(f"network namespace {path} does not exist; see `ip netns list`")
-    snap: HostSnapshot = _in_worker(
+    """Read another namespace (the snapshot is labelled with its label) in a
+    worker that enters it for good."""
+    snap: HostSnapshot = ns.run_process(
         lambda: read_snapshot(
-            label,
+            ns.label,
             conntrack_sample=conntrack_sample,
             query_docker_api=False,
             resolv_conf=resolv_conf,
         ),
-        lambda: enter_for_good(path, name),
         timeout,
     )
     return snap
-
-
-def _in_worker(func: Callable[[], Any], enter: Callable[[], None], timeout: float) -> Any:
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # worker: enter, compute, send, exit without cleanup handlers
-        code = 0
-        try:
-            os.close(rfd)
-            enter()
-            payload = pickle.dumps(("ok", func()))
-        except BaseException as exc:  # noqa: BLE001 - handed back to the parent
-            kind = "missing" if isinstance(exc, TargetNotFound) else "error"
-            message = str(exc) if isinstance(exc, NetsleuthError) else repr(exc)
-            payload = pickle.dumps((kind, message))
-            code = 1
-        try:
-            with os.fdopen(wfd, "wb") as out:
-                out.write(payload)
-        finally:
-            os._exit(code)
-    os.close(wfd)
-    deadline = time.monotonic() + timeout
-    chunks = []
-    timed_out = False
-    with os.fdopen(rfd, "rb", buffering=0) as src:
-        while True:
-            remaining = deadline - time.monotonic()
-            ready = select.select([src], [], [], max(0.0, remaining))[0] if remaining > 0 else []
-            if not ready:
-                timed_out = True
-                os.kill(pid, signal.SIGKILL)  # our own worker, by PID
-                break
-            chunk = src.read(1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    os.waitpid(pid, 0)
-    if timed_out:
-        raise NetsleuthError(f"reading the namespace took longer than {timeout:g} s; try again")
-    status, value = pickle.loads(b"".join(chunks)) if chunks else ("error", "worker died")
-    if status == "missing":
-        raise TargetNotFound(value)
-    if status != "ok":
-        raise NetsleuthError(f"reading the namespace failed: {value}")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -695,9 +544,11 @@ class BridgeMacState:
         return self.addr_assign_type == ADDR_SET
 
 
-def bridge_mac_state(netns: str | Path | None, bridge: str) -> BridgeMacState:
+def bridge_mac_state(netns: Namespace | str | Path | None, bridge: str) -> BridgeMacState:
     """MAC and ``addr_assign_type`` of a bridge in a namespace (None: this
-    one). A named namespace or a path such as ``/proc/PID/ns/net``."""
+    one): a Namespace, a name, or a path such as ``/proc/PID/ns/net``.
+    ``addr_assign_type`` is only in sysfs, so a worker that has the
+    namespace's sysfs reads it."""
 
     def read() -> BridgeMacState:
         d = Path("/sys/class/net") / bridge
@@ -706,12 +557,4 @@ def bridge_mac_state(netns: str | Path | None, bridge: str) -> BridgeMacState:
             raise TargetNotFound(f"no interface {bridge} here; check the name with `ip link`")
         return BridgeMacState(bridge=bridge, mac=mac.lower(), addr_assign_type=int(aat))
 
-    if netns is None:
-        return read()
-    from netsleuth.netns import enter_for_good, netns_path
-
-    path = Path(netns) if "/" in str(netns) else netns_path(str(netns))
-    if not path.exists():
-        raise TargetNotFound(f"network namespace {netns} does not exist; see `ip netns list`")
-    result: BridgeMacState = _in_worker(read, lambda: enter_for_good(path), 10.0)
-    return result
+    return Namespace.of(netns).run_process(read, 10.0)

@@ -12,13 +12,15 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from netsleuth.docker.daemons import DockerdProcess
+
 __all__ = [
     "ADDR_ASSIGN_NAMES",
     "ADDR_SET",
     "ZERO_MAC",
     "Address",
     "ConntrackStats",
-    "DockerDaemon",
+    "DockerdProcess",
     "Firewall",
     "ForwardChain",
     "HostSnapshot",
@@ -162,19 +164,6 @@ class ResolverView:
 
 
 @dataclass(frozen=True, slots=True)
-class DockerDaemon:
-    """A running dockerd: its PID, argv and the bridge it uses (``--bridge``,
-    ``-b`` or daemon.json ``bridge``), plus bridges named by its networks'
-    ``com.docker.network.bridge.name`` option when the API answered."""
-
-    pid: int
-    argv: tuple[str, ...]
-    bridge: str = ""
-    bridge_source: str = ""
-    network_bridges: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class LinkPolicy:
     """A systemd ``.link`` file's ``MACAddressPolicy`` and whether it
     matches bridges."""
@@ -199,7 +188,7 @@ class HostSnapshot:
     neigh: NeighStats | None = None
     firewall: Firewall = field(default_factory=Firewall)
     resolvers: tuple[ResolverView, ...] = ()
-    docker: tuple[DockerDaemon, ...] = ()
+    docker: tuple[DockerdProcess, ...] = ()  # the dockerds running in this namespace
     link_policies: tuple[LinkPolicy, ...] = ()
     udev_running: bool = False
     # netnsid (as this namespace numbers them) -> name, for veth peers.
@@ -254,8 +243,8 @@ class HostSnapshot:
         """Bridge name → how a Docker daemon was told to use it."""
         used: dict[str, str] = {}
         for d in self.docker:
-            if d.bridge:
-                used[d.bridge] = f"dockerd pid {d.pid} {d.bridge_source}"
+            if d.told_bridge:
+                used[d.told_bridge] = f"dockerd pid {d.pid} {d.bridge_source}"
             for name in d.network_bridges:
                 used.setdefault(name, f"dockerd pid {d.pid} com.docker.network.bridge.name")
         return used

@@ -1,10 +1,12 @@
 """The command line: a thin layer that parses, calls the library, renders.
 
 Each subcommand lives in its own module exposing ``add_parser(subparsers)``;
-the parser it adds sets ``handler`` to a function ``(args) -> int``. Exit codes
-live here, in one place: 0 success, 1 an error the user must act on (printed as
-one line), 2 bad usage or "not implemented yet", 3 findings at or above
-``--fail-on`` (doctor), 130 interrupted.
+the parser it adds sets ``handler`` to a function ``(args) -> ExitStatus``.
+Exit codes live in one place, :class:`ExitStatus`: 0 success, 1 an error the
+user must act on (printed as one line), 2 bad usage or "not implemented yet",
+3 findings at or above ``--fail-on`` (doctor), 130 interrupted. The options
+that mean the same thing in several commands are defined once, in
+:mod:`netsleuth.cli._common`.
 """
 
 from __future__ import annotations
@@ -17,15 +19,27 @@ import sys
 from collections.abc import Sequence
 
 from netsleuth import __version__
+from netsleuth.cli._common import ExitStatus
 from netsleuth.errors import NetsleuthError
 
-__all__ = ["EXIT_FINDINGS", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main", "run"]
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_FINDINGS",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "ExitStatus",
+    "build_parser",
+    "main",
+    "run",
+]
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_FINDINGS = 3
-EXIT_INTERRUPTED = 130
+# The older names of the exit statuses, for callers that import them.
+EXIT_OK = ExitStatus.OK
+EXIT_ERROR = ExitStatus.ERROR
+EXIT_USAGE = ExitStatus.USAGE
+EXIT_FINDINGS = ExitStatus.FINDINGS
+EXIT_INTERRUPTED = ExitStatus.INTERRUPTED
 
 # Subcommand modules, in the order `--help` lists them.
 _COMMANDS = ["lab", "watch", "report", "doctor", "fix", "capture", "explain", "exporter"]
@@ -71,23 +85,23 @@ def _install_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> ExitStatus:
     _install_sigterm()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     try:
-        return int(args.handler(args))
+        return ExitStatus(args.handler(args))
     except NetsleuthError as exc:
         print(f"netsleuth: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return ExitStatus(exc.exit_code)
     except KeyboardInterrupt:
         print("netsleuth: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return ExitStatus.INTERRUPTED
     except BrokenPipeError:
-        return EXIT_OK
+        return ExitStatus.OK
 
 
 def run() -> None:

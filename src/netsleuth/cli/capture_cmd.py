@@ -8,7 +8,15 @@ import json
 import sys
 from typing import Any
 
-from netsleuth.cli._common import positive_float, positive_int, require_root
+from netsleuth.cli._common import (
+    ExitStatus,
+    add_docker_host_option,
+    add_duration_option,
+    add_json_option,
+    add_target_option,
+    positive_int,
+    require_root,
+)
 from netsleuth.errors import InvalidArgument, TargetNotFound
 from netsleuth.packets.capture import CaptureResult, CaptureSpec, capture, lab_specs
 
@@ -31,10 +39,10 @@ a tcpdump elsewhere has made the bridge promiscuous.
 
 Pick the interfaces with --target (netns:NAME, pid:PID or
 container:NAME_OR_ID: its veth's peer, that peer's bridge and the uplink,
-found from the kernel's topology), with --lab RUN_ID (a running `netsleuth
-lab`), or name them with --iface NETNS:IFNAME[:ROLE], repeated (NETNS "host"
-is this process's own namespace; ROLE is client, bridge or uplink and lets
-explain tell the hops apart without NAT). Needs root.
+found from the kernel's topology), with --lab ID (a running `netsleuth lab`,
+by its run id), or name them with --iface NETNS:IFNAME[:ROLE], repeated
+(NETNS "host" is this process's own namespace; ROLE is client, bridge or
+uplink and lets explain tell the hops apart without NAT). Needs root.
 
 examples:
   netsleuth capture --target container:web --duration 60 -w web.pcapng
@@ -66,12 +74,8 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument(
-        "--target",
-        metavar="TARGET",
-        help="capture the hops of netns:NAME, pid:PID or container:NAME_OR_ID",
-    )
-    where.add_argument("--lab", metavar="RUN_ID", help="capture the hops of a running lab")
+    add_target_option(where, help="capture the hops of netns:NAME, pid:PID or container:NAME_OR_ID")
+    where.add_argument("--lab", metavar="ID", help="capture the hops of the running lab ID")
     where.add_argument(
         "--iface",
         action="append",
@@ -79,13 +83,13 @@ def add_parser(sub: Any) -> None:
         help="an interface to capture on (repeat for each hop)",
     )
     parser.add_argument("-w", "--write", required=True, metavar="FILE", help="pcapng to write")
-    parser.add_argument("--duration", type=positive_float, metavar="SECONDS", help="stop after")
+    add_duration_option(parser, help="stop after S seconds")
     parser.add_argument("--count", type=positive_int, metavar="N", help="stop after N frames")
-    parser.add_argument("--json", action="store_true", help="machine-readable summary")
-    parser.add_argument(
-        "--docker-host",
-        metavar="URL",
-        help="Docker API for container: targets (default unix:///var/run/docker.sock)",
+    add_json_option(parser, help="machine-readable summary")
+    add_docker_host_option(
+        parser,
+        help="Docker daemon for container: targets (default unix:///var/run/docker.sock; "
+        "given several, the first)",
     )
     parser.set_defaults(handler=run)
 
@@ -96,7 +100,8 @@ def _specs(args: argparse.Namespace) -> list[CaptureSpec]:
         from netsleuth.probes.spec import parse_resolv_conf
         from netsleuth.watch.targets import parse_target
 
-        target = parse_target(args.target, docker_host=args.docker_host)
+        docker_host = args.docker_host[0] if args.docker_host else None
+        target = parse_target(args.target, docker_host=docker_host)
         if target.kind == "host":
             raise InvalidArgument(
                 "--target host: the host has no single path to follow; "
@@ -118,9 +123,9 @@ def _specs(args: argparse.Namespace) -> list[CaptureSpec]:
     return [parse_iface(text) for text in args.iface]
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitStatus:
     if args.duration is None and args.count is None:
-        raise InvalidArgument("give --duration SECONDS or --count N so the capture ends")
+        raise InvalidArgument("give --duration S or --count N so the capture ends")
     require_root("capture")
     specs = _specs(args)
     hops = ", ".join(f"{s.label} ({s.role})" if s.role else s.label for s in specs)
@@ -150,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             print(f"  {c.spec.label}{role}: {c.frames} frames{drops}")
         print(f"next: netsleuth explain {result.path}")
-    return 0
+    return ExitStatus.OK
 
 
 def as_dict(result: CaptureResult) -> dict[str, object]:

@@ -15,8 +15,13 @@ from rich.table import Table
 from rich.text import Text
 
 from netsleuth.audit import RULES, Roots, audit, read_snapshot, read_targets
-from netsleuth.cli import EXIT_FINDINGS, EXIT_OK
-from netsleuth.cli._common import nonneg_float, require_root
+from netsleuth.cli._common import (
+    ExitStatus,
+    add_json_option,
+    add_netns_option,
+    nonneg_float,
+    require_root,
+)
 from netsleuth.errors import InvalidArgument
 from netsleuth.model import Finding, Severity
 
@@ -47,12 +52,8 @@ def add_parser(sub: Any) -> None:
         epilog=_EPILOG.format(rules=rules),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--netns",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="audit this named network namespace instead of the host (repeatable)",
+    add_netns_option(
+        parser, multiple=True, help="audit this named network namespace instead of the host"
     )
     parser.add_argument(
         "--all-netns",
@@ -75,10 +76,10 @@ def add_parser(sub: Any) -> None:
         "--conntrack-sample",
         type=nonneg_float,
         default=0.0,
-        metavar="SECONDS",
-        help="read conntrack insert_failed/drop twice this far apart to see if they grow",
+        metavar="S",
+        help="read conntrack insert_failed/drop twice S seconds apart to see if they grow",
     )
-    parser.add_argument("--json", action="store_true", help="print findings as a JSON list")
+    add_json_option(parser, help="print findings as a JSON list")
     # Read sysfs/procfs/etc from a fixture tree (ROOT/sys, ROOT/proc, ROOT/etc,
     # ROOT/usr/lib) without netlink or firewall programs. For tests and
     # offline inspection of a copied tree.
@@ -133,7 +134,7 @@ def render(findings: list[Finding], console: Console, scope: str) -> None:
     console.print(f"{len(findings)} findings ({counts}); {scope}.")
 
 
-def handle(args: argparse.Namespace) -> int:
+def handle(args: argparse.Namespace) -> ExitStatus:
     known = {r.id for r in RULES}
     unknown = [r for r in args.rule if r not in known]
     if unknown:
@@ -162,5 +163,5 @@ def handle(args: argparse.Namespace) -> int:
     if args.fail_on:
         threshold = Severity[args.fail_on.upper()]
         if any(f.severity >= threshold for f in findings):
-            return EXIT_FINDINGS
-    return EXIT_OK
+            return ExitStatus.FINDINGS
+    return ExitStatus.OK

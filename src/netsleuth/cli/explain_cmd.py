@@ -10,11 +10,17 @@ import sys
 import time
 from typing import Any
 
-from netsleuth.cli._common import positive_float, positive_int
+from netsleuth.cli._common import (
+    ExitStatus,
+    add_json_option,
+    add_store_option,
+    positive_float,
+    positive_int,
+)
 from netsleuth.errors import InvalidArgument
-from netsleuth.packets.explain import Explanation, Keep, explain
+from netsleuth.packets.explain import Keep, explain
 from netsleuth.packets.journey import BridgeHistory, bridge_history
-from netsleuth.packets.model import Journey, Verdict
+from netsleuth.packets.render import render_explanation
 
 __all__ = ["add_parser"]
 
@@ -69,10 +75,8 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--limit", type=positive_int, default=50, help="lines of the query list (default 50)"
     )
-    parser.add_argument(
-        "--store",
-        metavar="PATH",
-        help="a watch store: take the bridge's MAC history and its ports' MACs from it",
+    add_store_option(
+        parser, help="a watch store: take the bridge's MAC history and its ports' MACs from it"
     )
     parser.add_argument(
         "--bridge", metavar="NAME", help="the bridge in the store (default: the only one)"
@@ -86,10 +90,10 @@ def add_parser(sub: Any) -> None:
         "--window",
         type=positive_float,
         default=5.0,
-        metavar="SECONDS",
-        help="how long after a query its sightings and answer still count (default 5)",
+        metavar="S",
+        help="seconds after a query its sightings and answer still count (default 5)",
     )
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json_option(parser, help="machine-readable output")
     parser.set_defaults(handler=run)
 
 
@@ -110,7 +114,7 @@ def _history(args: argparse.Namespace) -> BridgeHistory | None:
     return history
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitStatus:
     gateway: bytes | None = None
     if args.gateway:
         try:
@@ -141,97 +145,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, default=str))
     else:
-        print(render(result, queries=args.queries, limit=args.limit))
-    return 0
-
-
-def _fmt_ts(ts_ns: int) -> str:
-    t = time.gmtime(ts_ns // 1_000_000_000)
-    return time.strftime("%H:%M:%S", t) + f".{ts_ns % 1_000_000_000 // 1_000_000:03d}"
-
-
-def render(result: Explanation, *, queries: str | None, limit: int) -> str:
-    """The terminal report."""
-    s = result.stats
-    lines = [
-        f"read {s.frames} frames from {len(result.files)} file(s) in {result.seconds:.2f} s: "
-        f"{s.dns} DNS, {s.arp} ARP, {s.other} other"
-        + (f", {s.malformed} malformed" if s.malformed else "")
-        + (f", {s.fragments} fragments" if s.fragments else "")
-        + (f", {s.unknown_linktype} of unknown link type" if s.unknown_linktype else ""),
-    ]
-    lines.extend(f"  warning: {d}" for d in s.damaged or [])
-    lines.append("interfaces:")
-    for i in result.interfaces:
-        where = f" in {i.netns}" if i.netns else ""
-        role = f" ({i.role})" if i.role else ""
-        lines.append(f"  {i.name}{where}{role}")
-    lines.append(f"{result.journeys_total} DNS queries:")
-    for v in Verdict:
-        n = result.counts.get(str(v), 0)
-        if n or v in (Verdict.ANSWERED, Verdict.NEVER_LEFT_BRIDGE):
-            pct = 100.0 * n / result.journeys_total if result.journeys_total else 0.0
-            lines.append(f"  {n:>8}  {pct:5.1f} %  {v}: {v.meaning}")
-    if result.orphan_answers:
-        lines.append(f"  ({result.orphan_answers} answers to queries before the capture began)")
-    if result.counts.get(str(Verdict.UNANSWERED)):
-        lines.append(
-            "  note: no uplink was seen in the capture; capture the uplink too "
-            "(netsleuth capture --lab / --iface NETNS:UPLINK:uplink) to tell where they stopped"
-        )
-    for f in result.findings:
-        lines.append("")
-        lines.append(f"{f.severity.label.upper()} {f.rule}: {f.title}")
-        ev = f.evidence
-        if f.rule == "stale-gateway":
-            dst_macs = sorted(ev["destination_macs"].items(), key=lambda kv: -kv[1])
-            for mac, n in dst_macs[:10]:
-                lines.append(f"  {n:>6} queries to {mac}")
-            if len(dst_macs) > 10:
-                lines.append(f"  ... and to {len(dst_macs) - 10} more MACs (--json lists all)")
-            lines.append(f"  bridge MAC at those moments: {_first(ev['bridge_macs_then'])}")
-            if ev["departed_ports"]:
-                lines.append(f"  departed ports that owned them: {_first(ev['departed_ports'])}")
-        else:
-            lines.append(f"  clients: {_first(ev['clients'])}")
-            if "entry_age_s_median" in ev:
-                lines.append(
-                    f"  the reused entries were {ev['entry_age_s_median']} s old (median), "
-                    f"{ev['entry_age_s_max']} s at most"
-                )
-        lines.append(f"  why: {f.why}")
-        lines.append(f"  fix: {f.fix}")
-    if queries:
-        shown = [j for j in result.journeys if queries == "all" or j.verdict.failed]
-        lines.append("")
-        lines.append(
-            f"queries ({len(shown)}{', first ' + str(limit) if len(shown) > limit else ''}):"
-        )
-        lines.extend(_query_line(j) for j in shown[:limit])
-    return "\n".join(lines)
-
-
-def _query_line(j: Journey) -> str:
-    text = f"  {_fmt_ts(j.ts_ns)}  id {j.dns_id:<5} {j.qname:<24} {j.client:<21} {j.verdict:<17}"
-    if j.latency_ns is not None:
-        text += f" {j.latency_ns / 1e6:.1f} ms"
-    if j.nat_source:
-        text += f" {'left as' if j.verdict is Verdict.ESCAPED_NAT else 'nat'} {j.nat_source}"
-    if j.reused_entry_age_ns is not None:
-        text += f" reused a {j.reused_entry_age_ns / 1e9:.1f} s old entry of a never-left query"
-    if j.mac is not None:
-        m = j.mac
-        text += f" dst {m.dst_mac}"
-        if m.bridge_mac:
-            text += f" bridge {m.bridge_mac} ({m.bridge_mac_source})"
-        if m.port:
-            text += f" port {m.port} {'present' if m.port_owned else 'gone'}"
-        if m.stale_gateway:
-            text += " STALE-GATEWAY"
-    return text
-
-
-def _first(items: list[str], n: int = 10) -> str:
-    """At most ``n`` items, saying how many more there are."""
-    shown = ", ".join(items[:n])
-    return shown + (f" (+{len(items) - n} more, --json lists all)" if len(items) > n else "")
+        print(render_explanation(result, queries=args.queries, limit=args.limit))
+    return ExitStatus.OK

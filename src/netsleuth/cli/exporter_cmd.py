@@ -12,7 +12,15 @@ import contextlib
 import sys
 from typing import Any
 
-from netsleuth.cli._common import add_probe_options, positive_float, require_root
+from netsleuth.cli._common import (
+    ExitStatus,
+    add_duration_option,
+    add_netns_option,
+    add_probe_options,
+    docker_hosts,
+    positive_float,
+    require_root,
+)
 
 __all__ = ["add_parser"]
 
@@ -63,24 +71,13 @@ def add_parser(sub: Any) -> None:
         metavar="S",
         help="seconds between doctor audits (default 60)",
     )
-    p.add_argument(
-        "--netns",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="audit these named namespaces instead of the host (repeatable)",
-    )
+    add_netns_option(p, multiple=True, help="audit these named namespaces instead of the host")
     p.add_argument(
         "--all-netns",
         action="store_true",
         help="audit every named namespace and container as well as the host",
     )
-    p.add_argument(
-        "--duration",
-        type=positive_float,
-        metavar="S",
-        help="stop after S seconds (default: until Ctrl-C)",
-    )
+    add_duration_option(p, help="stop after S seconds (default: until Ctrl-C)")
     probes = p.add_argument_group("probes (optional; as in `netsleuth watch`)")
     add_probe_options(probes, rate=1.0, probe_required=False)
     p.set_defaults(handler=_exporter)
@@ -90,7 +87,7 @@ def _say(message: str) -> None:
     print(f"netsleuth exporter: {message}", file=sys.stderr, flush=True)
 
 
-def _exporter(args: argparse.Namespace) -> int:
+def _exporter(args: argparse.Namespace) -> ExitStatus:
     from netsleuth.audit import read_targets
     from netsleuth.metrics import WatchMetrics, serve
     from netsleuth.metrics.exporter import DoctorLoop
@@ -119,17 +116,16 @@ def _exporter(args: argparse.Namespace) -> int:
         doctor.start()
         if engine is None:
             doctor.wait(args.duration)
-            return 0
+            return ExitStatus.OK
         summary = engine.run()
         _say(
             f"{summary.attempts} attempts, {summary.failed} failed; "
-            f"stored in {summary.store} (netsleuth report --store {summary.store})"
+            f"stored in {summary.store} (netsleuth report {summary.store})"
         )
-    return 0
+    return ExitStatus.OK
 
 
 def _engine(args: argparse.Namespace, metrics: Any) -> Any:
-    from netsleuth.cli.watch_cmd import _docker_hosts
     from netsleuth.store.sqlite import default_store_path
     from netsleuth.watch import WatchConfig, WatchEngine
 
@@ -139,7 +135,7 @@ def _engine(args: argparse.Namespace, metrics: Any) -> Any:
         rate=args.rate,
         timeout=args.timeout,
         duration=args.duration,
-        docker_hosts=_docker_hosts(args.docker_host),
+        docker_hosts=docker_hosts(args.docker_host),
         host_netns=args.host_netns,
         label="exporter",
         args={k: str(v) for k, v in vars(args).items() if k != "handler"},

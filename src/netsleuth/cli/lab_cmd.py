@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from netsleuth.cli._common import nonneg_float, positive_float, positive_int, require_root
+from netsleuth.cli._common import (
+    ExitStatus,
+    add_duration_option,
+    add_json_option,
+    add_store_option,
+    nonneg_float,
+    positive_float,
+    positive_int,
+    print_usage,
+    require_root,
+)
 
 __all__ = ["add_parser"]
 
@@ -33,7 +41,7 @@ examples:
   netsleuth lab demo                                 bug -> report -> fix -> before/after
   netsleuth lab run --churn-mac low --duration 30    one unpinned case
   netsleuth lab compare --arp-notify --duration 120  unpinned vs pinned vs arp_notify
-  netsleuth lab run --fault nat-flap --store s.sqlite && netsleuth report --store s.sqlite
+  netsleuth lab run --fault nat-flap --store s.sqlite && netsleuth report s.sqlite
   netsleuth lab clean                                remove what a killed run left"""
 
 
@@ -97,13 +105,7 @@ def _case_options(p: argparse.ArgumentParser, *, single: bool) -> None:
         metavar="N",
         help="probing container namespaces (default 1)",
     )
-    p.add_argument(
-        "--duration",
-        type=positive_float,
-        default=30.0,
-        metavar="S",
-        help="seconds per case (default 30)",
-    )
+    add_duration_option(p, default=30.0, help="seconds per case (default 30)")
     p.add_argument(
         "--rate",
         type=positive_float,
@@ -135,7 +137,7 @@ def _case_options(p: argparse.ArgumentParser, *, single: bool) -> None:
     p.add_argument(
         "--seed", type=int, default=None, help="seed for the port MACs (same seed, same churn)"
     )
-    p.add_argument("--json", action="store_true", help="print results as JSON")
+    add_json_option(p, help="print results as JSON")
 
 
 def add_parser(sub: Any) -> None:
@@ -147,7 +149,7 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="ACTION")
-    lab.set_defaults(handler=functools.partial(_usage, lab))
+    lab.set_defaults(handler=lambda args: print_usage(lab))
 
     run = lab_sub.add_parser(
         "run",
@@ -155,12 +157,7 @@ def add_parser(sub: Any) -> None:
         description="Run one lab case: build, churn, probe, summarise, tear down.",
     )
     _case_options(run, single=True)
-    run.add_argument(
-        "--store",
-        type=Path,
-        metavar="FILE",
-        help="keep the watch store here (for `netsleuth report`)",
-    )
+    add_store_option(run, help="keep the watch store here (for `netsleuth report`)")
     run.add_argument("--run-id", metavar="ID", help="lab run id (default: random)")
     run.set_defaults(handler=_run)
 
@@ -180,13 +177,7 @@ def add_parser(sub: Any) -> None:
         "the cause with `report`, pin the bridge MAC with "
         "`fix`, watch again, and show before and after.",
     )
-    demo.add_argument(
-        "--duration",
-        type=positive_float,
-        default=25.0,
-        metavar="S",
-        help="seconds per phase (default 25)",
-    )
+    add_duration_option(demo, default=25.0, help="seconds per phase (default 25)")
     demo.add_argument(
         "--containers",
         type=positive_int,
@@ -195,7 +186,7 @@ def add_parser(sub: Any) -> None:
         help="probing container namespaces (default 3)",
     )
     _engine_option(demo)
-    demo.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    add_json_option(demo, help="print the outcome as JSON")
     demo.set_defaults(handler=_demo)
 
     clean = lab_sub.add_parser(
@@ -205,11 +196,6 @@ def add_parser(sub: Any) -> None:
         "file whose owner process is gone.",
     )
     clean.set_defaults(handler=_clean)
-
-
-def _usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    parser.print_help()
-    return 2
 
 
 def _options(args: argparse.Namespace, **overrides: Any) -> Any:
@@ -242,7 +228,7 @@ def _progress_console() -> Console:
     return Console(stderr=True)
 
 
-def _cases(args: argparse.Namespace, title: str, run: Callable[..., list[Any]]) -> int:
+def _cases(args: argparse.Namespace, title: str, run: Callable[..., list[Any]]) -> ExitStatus:
     """Common body of `lab run` and `lab compare`: run the cases with progress,
     then print them as a table or JSON."""
     from netsleuth.lab import check_requirements
@@ -254,15 +240,15 @@ def _cases(args: argparse.Namespace, title: str, run: Callable[..., list[Any]]) 
         results = run(progress.update)
     if args.json:
         print(json.dumps({"cases": [r.to_json() for r in results]}, indent=2))
-        return 0
+        return ExitStatus.OK
     Console().print(results_table(results, title=title))
     for r in results:
         if r.store:
-            Console().print(f"store kept at {r.store}: netsleuth report --store {r.store}")
-    return 0
+            Console().print(f"store kept at {r.store}: netsleuth report {r.store}")
+    return ExitStatus.OK
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> ExitStatus:
     from netsleuth.lab.run import run_case
 
     opts = _options(args)
@@ -270,7 +256,7 @@ def _run(args: argparse.Namespace) -> int:
     return _cases(args, f"lab run ({opts.case_name})", lambda p: [run_case(opts, p)])
 
 
-def _compare(args: argparse.Namespace) -> int:
+def _compare(args: argparse.Namespace) -> ExitStatus:
     from netsleuth.lab.run import compare
 
     opts = _options(args, arp_notify=False)
@@ -282,11 +268,11 @@ def _compare(args: argparse.Namespace) -> int:
     )
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace) -> ExitStatus:
     from netsleuth.lab.demo import run_demo
 
     require_root("netsleuth lab")
-    return run_demo(
+    status = run_demo(
         duration=args.duration,
         as_json=args.json,
         console=Console(),
@@ -294,9 +280,10 @@ def _demo(args: argparse.Namespace) -> int:
         containers=args.containers,
         engine=args.engine,
     )
+    return ExitStatus(status)
 
 
-def _clean(args: argparse.Namespace) -> int:
+def _clean(args: argparse.Namespace) -> ExitStatus:
     from netsleuth.lab import clean_labs
 
     require_root("netsleuth lab clean")
@@ -305,4 +292,4 @@ def _clean(args: argparse.Namespace) -> int:
         print("removed: " + " ".join(removed))
     else:
         print("nothing to clean")
-    return 0
+    return ExitStatus.OK

@@ -9,15 +9,22 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from netsleuth.cli._common import (
+    ExitStatus,
+    add_json_option,
+    add_store_option,
+    add_time_range_options,
+)
 from netsleuth.errors import InvalidArgument
 from netsleuth.store.sqlite import default_store_path
 
 if TYPE_CHECKING:
     from netsleuth.store import RunInfo
 
-__all__ = ["add_parser", "parse_time", "select_runs"]
+__all__ = ["add_parser", "parse_time", "select_runs", "store_path"]
 
 _DESCRIPTION = """\
 Read a store written by `netsleuth watch` (or `netsleuth lab`), find the outage
@@ -27,6 +34,7 @@ control, and name the root cause with its fix.
 
 examples:
   netsleuth report                         everything in the default store
+  netsleuth report blue.sqlite             everything in this store (same as --store FILE)
   netsleuth report --run last --html r.html  the latest run, plus a page with a timeline
   netsleuth report --since 2h --json       the last two hours, as JSON (keys: docs/report.md)
   netsleuth report --since 2026-05-01T22:00 --until 2026-05-02T06:00
@@ -89,7 +97,17 @@ def select_runs(wanted: Sequence[str] | None, runs: Sequence[RunInfo]) -> list[i
     return sorted(set(out))
 
 
-def _handle(args: argparse.Namespace) -> int:
+def store_path(positional: Path | None, option: Path | None) -> Path:
+    """The store of ``report [STORE] [--store FILE]``: either spelling, or the
+    default; both naming different files is a usage error."""
+    if positional is not None and option is not None and positional != option:
+        raise InvalidArgument(
+            f"two stores given, {positional} and --store {option}: give one of them"
+        )
+    return positional or option or default_store_path()
+
+
+def _handle(args: argparse.Namespace) -> ExitStatus:
     # imported here: scipy and matplotlib take a while, and every other command
     # (and `netsleuth --help`) builds this parser too
     from rich.console import Console
@@ -103,7 +121,7 @@ def _handle(args: argparse.Namespace) -> int:
     until = parse_time(args.until, now) if args.until else None
     if since is not None and until is not None and since >= until:
         raise InvalidArgument("--since must be earlier than --until")
-    with Store(args.store) as store:
+    with Store(store_path(args.store_file, args.store)) as store:
         runs = select_runs(args.run, store.runs())
         analysis = analyze(store, runs=runs, since_ns=since, until_ns=until)
     if args.html:
@@ -118,7 +136,7 @@ def _handle(args: argparse.Namespace) -> int:
         render_terminal(analysis, console)
         if args.html:
             console.print(f"wrote {args.html}")
-    return 0
+    return ExitStatus.OK
 
 
 def add_parser(sub: Any) -> None:
@@ -128,23 +146,23 @@ def add_parser(sub: Any) -> None:
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    default = default_store_path()
     parser.add_argument(
-        "--store",
-        default=str(default_store_path()),
-        metavar="FILE",
-        help="store to read (default: %(default)s; $NETSLEUTH_STORE overrides)",
+        "store_file",
+        nargs="?",
+        type=Path,
+        metavar="STORE",
+        help=f"store to read (default: {default}; $NETSLEUTH_STORE overrides)",
     )
+    add_store_option(parser, help="the same as STORE")
     parser.add_argument(
         "--run",
         action="append",
         metavar="N",
         help="only this run (a number, or 'last'); repeat for several; default: all runs",
     )
-    parser.add_argument(
-        "--since", metavar="T", help="only data from T on: 15m, 2h, 1d (ago), 14:30, ISO time"
-    )
-    parser.add_argument("--until", metavar="T", help="only data before T (same forms as --since)")
-    parser.add_argument("--json", action="store_true", help="print JSON (keys: docs/report.md)")
+    add_time_range_options(parser)
+    add_json_option(parser, help="print JSON (keys: docs/report.md)")
     parser.add_argument(
         "--html", metavar="FILE", help="also write a self-contained page with a timeline plot"
     )

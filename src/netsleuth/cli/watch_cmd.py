@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from netsleuth.cli._common import (
+    ExitStatus,
+    add_duration_option,
+    add_json_option,
     add_probe_options,
-    positive_float,
+    docker_hosts,
     positive_int,
     require_root,
 )
@@ -36,11 +38,20 @@ Probes (repeat --probe; each runs on a fixed schedule at --rate, jittered):
   tcp:HOST:PORT           a TCP connect
   icmp:HOST               an ICMP echo
 
+The topology is found by itself: for each target, the veth its default route
+leaves by, that veth's peer, the bridge the peer is a port of, and the
+namespace holding it. That namespace plays "host" (its bridges, NAT and links
+are recorded; --host-netns overrides it), and when no target probes from
+there a control target `host` is added there (--no-control to leave it out).
+
 Events recorded beside the probes: links added/removed, ports joining and
 leaving bridges, MAC/operstate/MTU changes, the gateway's neighbour entry in
 each target, bridge FDB entries, routes, nftables ruleset changes, Docker
-events, and the stale-gateway invariant (does the target's ARP entry for its
-gateway still hold the gateway's current MAC?)."""
+events, the stale-gateway invariant, and the states causes predict on each
+target's path (gateway entry holding a MAC the bridge no longer has, another
+port's or a foreign one; NAT or forwarding for its subnet missing; a link on
+its path down; default route or address missing). A gateway whose MAC is
+borrowed from a port that may leave is shown as "at risk" before it fails."""
 
 _EPILOG = """\
 examples:
@@ -60,12 +71,7 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_probe_options(p, rate=10.0, probe_required=True)
-    p.add_argument(
-        "--duration",
-        type=positive_float,
-        metavar="S",
-        help="stop after S seconds (default: until Ctrl-C)",
-    )
+    add_duration_option(p, help="stop after S seconds (default: until Ctrl-C)")
     p.add_argument(
         "--count", type=positive_int, metavar="N", help="stop after N attempts per probe"
     )
@@ -76,19 +82,19 @@ def add_parser(sub: Any) -> None:
         const="127.0.0.1:9477",
         help="serve Prometheus metrics on ADDR (default 127.0.0.1:9477)",
     )
+    p.add_argument(
+        "--no-control",
+        dest="control",
+        action="store_false",
+        help="do not add a control target in the namespace that holds the targets' bridges "
+        "(added when none of the targets probes from there)",
+    )
     p.add_argument("--quiet", action="store_true", help="no live view")
-    p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    add_json_option(p, help="print a JSON summary at the end")
     p.set_defaults(handler=_watch)
 
 
-def _docker_hosts(given: list[str]) -> tuple[str, ...]:
-    if given:
-        return tuple(given)
-    default = Path("/var/run/docker.sock")
-    return (f"unix://{default}",) if default.exists() else ()
-
-
-def _watch(args: argparse.Namespace) -> int:
+def _watch(args: argparse.Namespace) -> ExitStatus:
     from netsleuth.store.sqlite import default_store_path
     from netsleuth.watch import WatchConfig, WatchEngine
     from netsleuth.watch.view import WatchView, stats_table
@@ -102,8 +108,9 @@ def _watch(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         duration=args.duration,
         count=args.count,
-        docker_hosts=_docker_hosts(args.docker_host),
+        docker_hosts=docker_hosts(args.docker_host),
         host_netns=args.host_netns,
+        control=args.control,
         args={k: v for k, v in vars(args).items() if k != "handler"},
     )
     observers: list[Any] = []
@@ -148,15 +155,22 @@ def _watch(args: argparse.Namespace) -> int:
                         for (t, p, s), st in sorted(summary.stats.series.items())
                     ],
                     "workers": summary.worker_stats,
+                    "host_netns": summary.host_netns,
+                    "control": summary.control,
+                    "at_risk": [
+                        {"risk": risk, "times": n} for risk, n in sorted(summary.at_risk.items())
+                    ],
                 },
                 indent=2,
             )
         )
     elif args.quiet or not err.is_terminal:
         Console().print(stats_table(summary.stats, summary.seconds))
+    for risk, n in sorted(summary.at_risk.items()):
+        err.print(f"at risk ({n}x during the run): {risk}", highlight=False, markup=False)
     Console(stderr=True, soft_wrap=True).print(
         f"run {summary.run_id} stored in {summary.store}; "
-        f"read it with: netsleuth report --store {summary.store}",
+        f"read it with: netsleuth report {summary.store}",
         highlight=False,
     )
-    return 0
+    return ExitStatus.OK

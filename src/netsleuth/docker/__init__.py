@@ -11,11 +11,15 @@ How data moves through it:
   :func:`clean_stale_daemons` does the same for daemons whose owner died.
 - :func:`ensure_image` (``image.py``) imports a rootfs tarball of Debian's
   static busybox as ``netsleuth/busybox:1``: no registry needed.
+- :func:`connect` (``client.py``) is the one way to a daemon's API: the SDK
+  client for an address, pinged; :class:`DaemonUnreachable` (one line naming
+  the address) when the daemon does not answer.
 - :func:`resolve_container` (``resolve.py``) turns a container name or ID on a
   daemon into ``(pid, id, name)``; ``/proc/PID/ns/net`` is its namespace.
 - :func:`list_daemons` (``daemons.py``) finds every running dockerd and what
-  it was told (socket, ``--bridge``, ``--iptables``, data root, namespace),
-  for ``doctor``; the parsing is the pure :func:`parse_dockerd`.
+  it was told (socket, ``--bridge``, ``--iptables``, data root, namespace) as
+  a :class:`DockerdProcess`, for ``doctor``; the parsing is the pure
+  :func:`parse_dockerd`, the one parser of dockerd command lines.
 - :class:`DockerEventSource` (``events.py``) follows ``/events`` of one or
   more daemons in owned threads and hands each event to a sink as a
   :class:`~netsleuth.model.NetEvent` of kind ``DOCKER`` (conversion in the
@@ -25,6 +29,7 @@ Everything talks to dockerd through the ``docker`` SDK (Engine API over the
 daemon's unix socket); nothing here needs the ``docker`` command.
 """
 
+from netsleuth.docker.client import DaemonUnreachable, api_errors, connect
 from netsleuth.docker.daemon import (
     DOCKER_DATA_DIR,
     DOCKER_RUN_DIR,
@@ -34,20 +39,22 @@ from netsleuth.docker.daemon import (
     daemon_paths,
     dockerd_argv,
 )
-from netsleuth.docker.daemons import DaemonInfo, list_daemons, parse_dockerd
+from netsleuth.docker.daemons import DockerdProcess, list_daemons, parse_dockerd
 from netsleuth.docker.events import DockerEventSource, event_from_docker
 from netsleuth.docker.image import BUSYBOX_IMAGE, ensure_image, rootfs_tar
-from netsleuth.docker.resolve import ContainerRef, connect, resolve_container
+from netsleuth.docker.resolve import ContainerRef, resolve_container
 
 __all__ = [
     "BUSYBOX_IMAGE",
     "DOCKER_DATA_DIR",
     "DOCKER_RUN_DIR",
     "ContainerRef",
-    "DaemonInfo",
     "DaemonPaths",
+    "DaemonUnreachable",
     "DockerDaemon",
     "DockerEventSource",
+    "DockerdProcess",
+    "api_errors",
     "clean_stale_daemons",
     "connect",
     "daemon_paths",

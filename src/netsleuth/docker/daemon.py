@@ -37,13 +37,16 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from netsleuth.errors import DependencyMissing, NetsleuthError, NotPermitted, TargetNotFound
+from netsleuth.docker.client import DaemonUnreachable, api_errors, connect
+from netsleuth.errors import DependencyMissing, NetsleuthError, NotPermitted
 from netsleuth.lifecycle import StartStop
-from netsleuth.netns import detach_mount
-from netsleuth.netns import exists as netns_exists
+from netsleuth.netns import Namespace, detach_mount
 from netsleuth.netns.owners import Owner, owner_alive, process_start_time
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 __all__ = [
     "CONTAINERD_SHIM_DIR",
@@ -284,19 +287,14 @@ def _container_ids(paths: DaemonPaths) -> set[str]:
 
 
 def _remove_containers_via_api(host: str, timeout: float) -> None:
-    import docker
     import docker.errors
-    import requests
 
     try:
-        client = docker.DockerClient(base_url=host, timeout=max(1, int(timeout)))
-        try:
+        with contextlib.closing(connect(host, max(1, int(timeout)))) as client:
             for container in client.containers.list(all=True):
                 with contextlib.suppress(docker.errors.APIError):
                     container.remove(force=True)
-        finally:
-            client.close()
-    except (docker.errors.DockerException, requests.RequestException, OSError):
+    except api_errors():
         pass  # the daemon is unreachable; the cgroup sweep below kills its containers
 
 
@@ -415,7 +413,9 @@ def clean_stale_daemons(
 
 
 class DockerDaemon(StartStop):
-    """A throwaway dockerd inside network namespace ``netns`` on ``bridge``.
+    """A throwaway dockerd inside network namespace ``netns`` on ``bridge``:
+    one netsleuth starts and owns (a dockerd found running on the machine is
+    a :class:`~netsleuth.docker.daemons.DockerdProcess`).
 
     ``with DockerDaemon("nsl-3fa2c1-host", "labbr0") as daemon:`` starts it and
     waits for its API; ``daemon.host`` is its ``unix://`` address and
@@ -467,11 +467,9 @@ class DockerDaemon(StartStop):
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def client(self, timeout: int = 30) -> Any:
+    def client(self, timeout: int = 30) -> DockerClient:
         """A ``docker.DockerClient`` for this daemon (close it when done)."""
-        import docker
-
-        return docker.DockerClient(base_url=self.host, timeout=timeout)
+        return connect(self.host, timeout)
 
     def start(self) -> None:
         if os.geteuid() != 0:
@@ -479,8 +477,7 @@ class DockerDaemon(StartStop):
         dockerd = shutil.which("dockerd") or shutil.which("dockerd", path="/usr/sbin:/usr/bin")
         if dockerd is None:
             raise DependencyMissing("dockerd", "docker.io")
-        if not netns_exists(self.netns):
-            raise TargetNotFound(f"network namespace {self.netns} does not exist")
+        Namespace.named(self.netns)  # the one "does not exist" error
         if self.paths.state_dir.exists():
             raise NetsleuthError(f"docker daemon {self.daemon_id} already exists; pick another id")
         errors = []
@@ -562,10 +559,6 @@ class DockerDaemon(StartStop):
         self.start_seconds = time.monotonic() - began
 
     def _wait_api(self, began: float) -> None:
-        import docker
-        import docker.errors
-        import requests
-
         assert self._proc is not None
         deadline = began + self.start_timeout
         while time.monotonic() < deadline:
@@ -573,13 +566,9 @@ class DockerDaemon(StartStop):
                 raise NetsleuthError(f"dockerd exited ({self._last_error()})")
             if self.paths.socket.exists():
                 try:
-                    client = docker.DockerClient(base_url=self.host, timeout=2)
-                    try:
-                        if client.ping():
-                            return
-                    finally:
-                        client.close()
-                except (docker.errors.DockerException, requests.RequestException, OSError):
+                    connect(self.host, 2).close()
+                    return
+                except DaemonUnreachable:
                     pass
             time.sleep(0.05)
         raise NetsleuthError(f"dockerd gave no API within {self.start_timeout:.0f} s")

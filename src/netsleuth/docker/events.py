@@ -197,6 +197,6 @@ class DockerEventSource(StartStop):
 
 
 def _default_client(host: str) -> Any:
-    from netsleuth.docker.resolve import connect
+    from netsleuth.docker.client import connect
 
     return connect(host)

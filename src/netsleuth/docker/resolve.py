@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from netsleuth.docker.client import connect
 from netsleuth.errors import NetsleuthError, TargetNotFound
 
-__all__ = ["ContainerRef", "connect", "container_ref", "resolve_container"]
+__all__ = ["ContainerRef", "container_ref", "resolve_container"]
 
 
 class ContainerRef(NamedTuple):
@@ -41,25 +42,6 @@ def container_ref(attrs: dict[str, Any], docker_host: str, asked: str) -> Contai
             f"(docker -H {docker_host} start {name}) or pick a running one"
         )
     return ContainerRef(pid, str(attrs["Id"]), name)
-
-
-def connect(docker_host: str, timeout: int = 10) -> Any:
-    """A ``docker.DockerClient`` for ``docker_host`` that has answered a ping;
-    one-line errors when the daemon is absent or unreachable."""
-    import docker
-    import docker.errors
-    import requests
-
-    try:
-        client = docker.DockerClient(base_url=docker_host, timeout=timeout)
-        client.ping()
-    except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise NetsleuthError(
-            f"cannot reach the Docker daemon at {docker_host} ({reason}); "
-            "check --docker-host and that dockerd runs"
-        ) from None
-    return client
 
 
 def resolve_container(

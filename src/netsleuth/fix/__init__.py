@@ -7,10 +7,13 @@ systemd-networkd, NetworkManager and netplan that define it). A pure planner
 renders each file edit with its own :class:`Writer` and reads it back with
 the same parser, or records why it must refuse. :func:`apply_bridge_fix`
 then changes the kernel through netlink (:func:`pin_bridge_mac`) and writes
-each changed file atomically after a backup. Every step is idempotent.
+each changed file atomically after a backup; :func:`read_bridge_fix` does the
+reading and planning in one call. The smaller fixes follow the same shape:
+:mod:`.sysctl` (arp_notify, ip_forward) and :mod:`.mtu` (one MTU on a bridge
+and its ports). Every step is idempotent.
 """
 
-from netsleuth.fix.apply import in_netns, pin_bridge_mac, set_link_mtu, set_sysctl
+from netsleuth.fix.apply import pin_bridge_mac, set_link_mtu, set_sysctl
 from netsleuth.fix.configs import (
     WRITERS,
     Definition,
@@ -22,16 +25,28 @@ from netsleuth.fix.configs import (
     write_edit,
 )
 from netsleuth.fix.mac import derive_mac, normalize_mac, read_machine_id
+from netsleuth.fix.mtu import MtuPlan, apply_mtu_plan, plan_mtu, read_mtu_plan
 from netsleuth.fix.plan import (
     PERSIST_CHOICES,
     BridgeFixPlan,
     BridgeFixResult,
     apply_bridge_fix,
     choose_mac,
+    etc_root,
     plan_bridge_fix,
+    read_bridge_fix,
+)
+from netsleuth.fix.sysctl import (
+    IP_FORWARD,
+    SysctlChange,
+    SysctlFix,
+    arp_notify_fix,
+    fix_sysctl,
+    read_sysctl,
 )
 
 __all__ = [
+    "IP_FORWARD",
     "PERSIST_CHOICES",
     "WRITERS",
     "BridgeFixPlan",
@@ -39,17 +54,27 @@ __all__ = [
     "Definition",
     "Edit",
     "EditRefused",
+    "MtuPlan",
+    "SysctlChange",
+    "SysctlFix",
     "Writer",
     "apply_bridge_fix",
+    "apply_mtu_plan",
+    "arp_notify_fix",
     "choose_mac",
     "derive_mac",
+    "etc_root",
     "find_definitions",
-    "in_netns",
+    "fix_sysctl",
     "normalize_mac",
     "pin_bridge_mac",
     "plan_bridge_fix",
     "plan_edit",
+    "plan_mtu",
+    "read_bridge_fix",
     "read_machine_id",
+    "read_mtu_plan",
+    "read_sysctl",
     "set_link_mtu",
     "set_sysctl",
     "write_edit",

@@ -1,117 +1,79 @@
 """Runtime changes through netlink and /proc/sys, in this or another namespace.
 
 Each function reads the state first and changes nothing when it already is
-as asked, so calling it twice is harmless.
+as asked, so calling it twice is harmless. ``netns`` is anything
+:meth:`netsleuth.netns.Namespace.of` takes: None (this namespace), a name,
+a path, or a Namespace; the work runs inside it through the handle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import errno
 from pathlib import Path
-from typing import TypeVar
-
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
 from netsleuth.audit.readers import bridge_mac_state
-from netsleuth.errors import InvalidArgument, NotPermitted, TargetNotFound
+from netsleuth.errors import InvalidArgument, NotPermitted
 from netsleuth.fix.mac import normalize_mac
-from netsleuth.netns import sysctl_path
+from netsleuth.netns import Links, Namespace
 
-__all__ = ["in_netns", "pin_bridge_mac", "set_link_mtu", "set_sysctl"]
+__all__ = ["pin_bridge_mac", "set_link_mtu", "set_sysctl"]
 
-T = TypeVar("T")
-
-
-def _ns_path(netns: str | Path | None) -> Path | None:
-    if netns is None:
-        return None
-    from netsleuth.netns import netns_path
-
-    path = Path(netns) if "/" in str(netns) else netns_path(str(netns))
-    if not path.exists():
-        raise TargetNotFound(f"network namespace {netns} does not exist; see `ip netns list`")
-    return path
+NetnsSpec = Namespace | str | Path | None
 
 
-def in_netns(netns: str | Path | None, func: Callable[[], T]) -> T:
-    """Run ``func`` here (None) or in a helper thread inside ``netns``."""
-    path = _ns_path(netns)
-    if path is None:
-        return func()
-    from netsleuth.netns import run_in
-
-    return run_in(path, func)
-
-
-def _index(ipr: IPRoute, name: str, want_kind: str | None = None) -> int:
-    found = ipr.link_lookup(ifname=name)
-    if not found:
-        raise TargetNotFound(f"no interface {name} here; check the name with `ip link`")
+def _index(links: Links, name: str, want_kind: str | None = None) -> int:
+    index = links.index(name)
     if want_kind is not None:
-        link = ipr.get_links(found[0])[0]
-        kind = link.get(("linkinfo", "kind"))
+        kind = links.link(index).kind
         if kind != want_kind:
             raise InvalidArgument(f"{name} is a {kind or 'non-virtual'} link, not a {want_kind}")
-    return int(found[0])
+    return index
 
 
-def pin_bridge_mac(netns: str | Path | None, bridge: str, mac: str) -> str:
+def pin_bridge_mac(netns: NetnsSpec, bridge: str, mac: str) -> str:
     """Set (pin) the bridge's MAC; returns the MAC now set. Setting the
     address, even to the current value, makes ``addr_assign_type`` 3."""
     mac = normalize_mac(mac)
-
-    state = bridge_mac_state(netns, bridge)
+    ns = Namespace.of(netns)
+    state = bridge_mac_state(ns, bridge)
     if state.pinned and state.mac == mac:
         return mac
 
     def body() -> str:
-        with IPRoute() as ipr:
-            idx = _index(ipr, bridge, "bridge")
+        with Links() as links:
+            idx = _index(links, bridge, "bridge")
             try:
-                ipr.link("set", index=idx, address=mac)
-            except NetlinkError as exc:
-                if exc.code == 1:
+                links.set(idx, mac=mac)
+            except OSError as exc:
+                if exc.errno == errno.EPERM:
                     raise NotPermitted("setting a MAC needs root (CAP_NET_ADMIN)") from None
-                raise InvalidArgument(f"the kernel refused MAC {mac} for {bridge}: {exc}") from None
-            return str(ipr.get_links(idx)[0].get("address")).lower()
+                raise InvalidArgument(
+                    f"the kernel refused MAC {mac} for {bridge}: {exc.strerror}"
+                ) from None
+            return links.link(idx).mac
 
-    return in_netns(netns, body)
+    return ns.run(body)
 
 
-def set_sysctl(netns: str | Path | None, key: str, value: str) -> tuple[str, str]:
+def set_sysctl(netns: NetnsSpec, key: str, value: str) -> tuple[str, str]:
     """Set a per-namespace sysctl; returns (old, new)."""
-
-    def body() -> tuple[str, str]:
-        path = sysctl_path(key)
-        try:
-            old = path.read_text().strip()
-        except FileNotFoundError:
-            raise TargetNotFound(f"no sysctl {key} here (interface or module missing)") from None
-        if old != value:
-            try:
-                path.write_text(f"{value}\n")
-            except PermissionError:
-                raise NotPermitted(f"setting {key} needs root") from None
-        return old, path.read_text().strip()
-
-    return in_netns(netns, body)
+    return Namespace.of(netns).set_sysctl(key, value)
 
 
-def set_link_mtu(netns: str | Path | None, name: str, mtu: int) -> tuple[int, int]:
+def set_link_mtu(netns: NetnsSpec, name: str, mtu: int) -> tuple[int, int]:
     """Set one link's MTU; returns (old, new)."""
 
     def body() -> tuple[int, int]:
-        with IPRoute() as ipr:
-            idx = _index(ipr, name)
-            old = int(ipr.get_links(idx)[0].get("mtu"))
+        with Links() as links:
+            idx = _index(links, name)
+            old = links.link(idx).mtu
             if old != mtu:
                 try:
-                    ipr.link("set", index=idx, mtu=mtu)
-                except NetlinkError as exc:
+                    links.set(idx, mtu=mtu)
+                except OSError as exc:
                     raise InvalidArgument(
-                        f"the kernel refused MTU {mtu} for {name}: {exc}"
+                        f"the kernel refused MTU {mtu} for {name}: {exc.strerror}"
                     ) from None
-            return old, int(ipr.get_links(idx)[0].get("mtu"))
+            return old, links.link(idx).mtu
 
-    return in_netns(netns, body)
+    return Namespace.of(netns).run(body)

@@ -19,13 +19,14 @@ entries are ordinary connections waiting for an answer).
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CtEntry", "bridge_subnets", "delete_leftovers", "leftovers"]
+__all__ = ["CtEntry", "bridge_subnets", "delete_leftovers", "leftovers", "read_leftovers"]
 
 IPS_SEEN_REPLY = 1 << 1
 
@@ -112,7 +113,7 @@ def delete_leftovers(
     from pyroute2 import Conntrack
     from pyroute2.netlink.exceptions import NetlinkError
 
-    from netsleuth.fix.apply import in_netns
+    from netsleuth.netns import Namespace
 
     def body() -> list[CtEntry]:
         subnets = bridge_subnets(bridge)
@@ -132,4 +133,17 @@ def delete_leftovers(
                     out.append(e)
         return out
 
-    return in_netns(netns, body)
+    return Namespace.of(netns).run(body)
+
+
+def read_leftovers(netns: str | Path | None, bridge: str) -> tuple[str, ...] | None:
+    """What :func:`delete_leftovers` would delete, as labels; None when they
+    cannot be read (not root, or no conntrack in this kernel or namespace)."""
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    if os.geteuid() != 0:
+        return None
+    try:
+        return tuple(e.label for e in delete_leftovers(netns, bridge, dry_run=True))
+    except (NetlinkError, OSError):
+        return None

@@ -3,33 +3,58 @@
 :func:`plan_bridge_fix` takes the bridge's current state, the MAC wanted and
 the configuration files that define the bridge, and returns a
 :class:`BridgeFixPlan` (runtime change, file edits with diffs, or the reason
-it must refuse). :func:`apply_bridge_fix` carries a plan out: netlink first,
-then each file after a backup.
+it must refuse). :func:`read_bridge_fix` reads those inputs (the kernel, the
+machine id, the configuration files under :func:`etc_root`) and plans.
+:func:`apply_bridge_fix` carries a plan out: netlink first, then each file
+after a backup.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netsleuth.audit.readers import BridgeMacState
+from netsleuth.audit.readers import BridgeMacState, bridge_mac_state
 from netsleuth.errors import InvalidArgument
 from netsleuth.fix.apply import pin_bridge_mac, set_sysctl
-from netsleuth.fix.configs import WRITERS, Definition, Edit, EditRefused, plan_edit, write_edit
-from netsleuth.fix.conntrack import delete_leftovers
-from netsleuth.fix.mac import derive_mac, normalize_mac
+from netsleuth.fix.configs import (
+    WRITERS,
+    Definition,
+    Edit,
+    EditRefused,
+    find_definitions,
+    plan_edit,
+    write_edit,
+)
+from netsleuth.fix.conntrack import delete_leftovers, read_leftovers
+from netsleuth.fix.mac import derive_mac, normalize_mac, read_machine_id
+from netsleuth.fix.sysctl import read_sysctl
+from netsleuth.netns import arp_notify_key
 
 __all__ = [
+    "ETC_ROOT_ENV",
     "PERSIST_CHOICES",
     "BridgeFixPlan",
     "BridgeFixResult",
     "apply_bridge_fix",
     "choose_mac",
+    "etc_root",
     "plan_bridge_fix",
+    "read_bridge_fix",
 ]
 
 PERSIST_CHOICES = ("auto", "ifupdown", "networkd", "networkmanager", "netplan", "none")
 ZERO_MAC = "00:00:00:00:00:00"
+ETC_ROOT_ENV = "NETSLEUTH_ETC_ROOT"
+
+
+def etc_root(given: Path | None = None) -> Path:
+    """Where the network configuration lives: ``given``, else
+    ``$NETSLEUTH_ETC_ROOT``, else /etc."""
+    if given is not None:
+        return Path(given)
+    return Path(os.environ.get(ETC_ROOT_ENV, "/etc"))
 
 
 def choose_mac(spec: str, state: BridgeMacState, machine_id: str | None) -> tuple[str, str]:
@@ -91,7 +116,7 @@ class BridgeFixPlan:
         else:
             out.append(f"{self.bridge}{where} already pinned to {self.mac}: no runtime change")
         if self.arp_notify is not None:
-            key = f"net.ipv4.conf.{self.bridge}.arp_notify"
+            key = arp_notify_key(self.bridge)
             out.append(
                 f"set {key} {self.arp_notify} -> 1"
                 if self.arp_notify_change
@@ -169,6 +194,36 @@ def plan_bridge_fix(
         refusal=refusal,
         definitions=tuple(definitions),
         leftovers=leftovers,
+    )
+
+
+def read_bridge_fix(
+    bridge: str,
+    netns: str | None,
+    *,
+    mac_spec: str,
+    persist: str,
+    etc_root: Path,
+    arp_notify: bool = False,
+) -> BridgeFixPlan:
+    """Read what :func:`plan_bridge_fix` needs for ``bridge`` in ``netns``
+    (None: this namespace) and plan: the bridge's MAC state, the machine id
+    (``--mac auto``), arp_notify's value (when asked), the files that define
+    the bridge (unless ``persist`` is none) and the conntrack leftovers."""
+    state = bridge_mac_state(netns, bridge)
+    machine_id = read_machine_id(etc_root) if mac_spec == "auto" else None
+    arp = read_sysctl(netns, arp_notify_key(bridge)) if arp_notify else None
+    definitions = [] if persist == "none" else find_definitions(etc_root, bridge)
+    return plan_bridge_fix(
+        state,
+        netns or "host",
+        mac_spec=mac_spec,
+        persist=persist,
+        definitions=definitions,
+        etc_root=etc_root,
+        machine_id=machine_id,
+        arp_notify=arp,
+        leftovers=read_leftovers(netns, bridge),
     )
 
 

@@ -8,11 +8,10 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
+from netsleuth.errors import NetsleuthError
 from netsleuth.lab.background import BackgroundLoop
 from netsleuth.lab.topology import LabTopology, seeded_mac
+from netsleuth.netns import Links, Namespace
 
 __all__ = ["Churn", "ChurnStep", "low_mac"]
 
@@ -70,44 +69,45 @@ class Churn(BackgroundLoop):
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.duration
-        cycle = 0
         if self._stop.wait(min(self.delay, self.duration)):
             return
         try:
-            with IPRoute(netns=self.topo.host_ns) as ipr:
-                bridge = ipr.link_lookup(ifname=self.topo.bridge)[0]
-                while not self._stop.is_set() and time.monotonic() < deadline:
-                    cycle += 1
-                    port = f"vch{cycle % 1000}"
-                    self._join(ipr, bridge, port, cycle)
-                    try:
-                        self._stop.wait(min(self.t_in, max(0.0, deadline - time.monotonic())))
-                    finally:
-                        self._leave(ipr, port)
-                    if self._stop.is_set() or time.monotonic() >= deadline:
-                        break
-                    self._stop.wait(min(self.t_out, max(0.0, deadline - time.monotonic())))
-        except NetlinkError as exc:
+            Namespace.named(self.topo.host_ns).run(lambda: self._loop(deadline))
+        except (OSError, NetsleuthError) as exc:
             # The lab is being torn down under us (namespace gone): stop quietly.
             self.error = exc
 
-    def _join(self, ipr: IPRoute, bridge: int, port: str, cycle: int) -> None:
-        peer = {"ifname": f"{port}p"}
-        args: dict[str, object] = {"ifname": port, "kind": "veth", "peer": peer}
-        if self.mac == "low":
-            args["address"] = low_mac(cycle)
-        elif self.seed is not None:
-            args["address"] = seeded_mac(self.seed, f"churn{cycle}")
-        ipr.link("add", **args)
-        idx = ipr.link_lookup(ifname=port)[0]
-        ipr.link("set", index=ipr.link_lookup(ifname=f"{port}p")[0], state="up")
-        ipr.link("set", index=idx, master=bridge, state="up")
-        mac = ipr.get_links(idx)[0].get("address")
-        self.steps.append(ChurnStep(time.monotonic_ns(), "join", port, mac))
+    def _loop(self, deadline: float) -> None:
+        """The cycles until ``deadline``, in a thread inside the lab's host namespace."""
+        cycle = 0
+        with Links() as links:
+            bridge = links.index(self.topo.bridge)
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                cycle += 1
+                port = f"vch{cycle % 1000}"
+                self._join(links, bridge, port, cycle)
+                try:
+                    self._stop.wait(min(self.t_in, max(0.0, deadline - time.monotonic())))
+                finally:
+                    self._leave(links, port)
+                if self._stop.is_set() or time.monotonic() >= deadline:
+                    break
+                self._stop.wait(min(self.t_out, max(0.0, deadline - time.monotonic())))
 
-    def _leave(self, ipr: IPRoute, port: str) -> None:
-        found = ipr.link_lookup(ifname=port)
-        if found:
-            mac = ipr.get_links(found[0])[0].get("address")
-            ipr.link("del", index=found[0])
+    def _join(self, links: Links, bridge: int, port: str, cycle: int) -> None:
+        mac = None
+        if self.mac == "low":
+            mac = low_mac(cycle)
+        elif self.seed is not None:
+            mac = seeded_mac(self.seed, f"churn{cycle}")
+        idx = links.add_veth(port, f"{port}p", mac=mac)
+        links.set(links.index(f"{port}p"), up=True)
+        links.set(idx, master=bridge, up=True)
+        self.steps.append(ChurnStep(time.monotonic_ns(), "join", port, links.link(idx).mac))
+
+    def _leave(self, links: Links, port: str) -> None:
+        idx = links.find(port)
+        if idx is not None:
+            mac = links.link(idx).mac
+            links.delete(idx)
             self.steps.append(ChurnStep(time.monotonic_ns(), "leave", port, mac))

@@ -23,22 +23,47 @@ from rich.rule import Rule
 from netsleuth.analysis import analyze
 from netsleuth.audit.readers import bridge_mac_state
 from netsleuth.errors import NetsleuthError
+from netsleuth.fix.conntrack import read_leftovers
 from netsleuth.fix.mac import read_machine_id
-from netsleuth.fix.plan import apply_bridge_fix, plan_bridge_fix
+from netsleuth.fix.plan import BridgeFixResult, apply_bridge_fix, plan_bridge_fix
 from netsleuth.lab.render import LabProgress, results_table
 from netsleuth.lab.run import LabOptions, lab_session, watch_phase
 from netsleuth.lab.topology import check_requirements, wait_healthy
-from netsleuth.netns import netns_path, sysctl_get
+from netsleuth.netns import Namespace, arp_notify_key, netns_path
 from netsleuth.report import render_terminal, to_json
 from netsleuth.store import Store
 
-__all__ = ["run_demo"]
+__all__ = ["fix_bridge", "run_demo"]
 
 
 def _say(console: Console, step: int, title: str, text: str = "") -> None:
     console.print(Rule(f"[bold]{step}. {title}", align="left"))
     if text:
         console.print(text, highlight=False)
+
+
+def fix_bridge(host_ns: str, bridge: str, machine_id: str, out: Console) -> BridgeFixResult:
+    """``netsleuth fix bridge BRIDGE --netns HOST_NS --mac auto --arp-notify
+    --persist none --apply``, through the same plan and apply: a stable MAC
+    derived from the bridge name and machine id, arp_notify first so that
+    pinning it is announced, and the conntrack entries the flooded queries left
+    without NAT deleted. Prints the plan's steps, as the dry run does, then
+    carries the plan out."""
+    host = netns_path(host_ns)
+    plan = plan_bridge_fix(
+        bridge_mac_state(host, bridge),
+        host_ns,
+        mac_spec="auto",
+        persist="none",
+        definitions=[],
+        etc_root=Path("/etc"),
+        machine_id=machine_id,
+        arp_notify=Namespace.of(host).sysctl(arp_notify_key(bridge)),
+        leftovers=read_leftovers(host, bridge),
+    )
+    for step in plan.steps():
+        out.print(f"  - {step}", highlight=False)
+    return apply_bridge_fix(plan, host)
 
 
 def run_demo(
@@ -105,26 +130,10 @@ def run_demo(
         if not as_json:
             render_terminal(analysis, console)
 
-        host = netns_path(topo.host_ns)
         try:
             machine_id: str | None = read_machine_id()
         except NetsleuthError:
             machine_id = None
-        # `fix bridge --mac auto --arp-notify --persist none --apply`, through the
-        # same plan and apply: a stable MAC derived from the bridge name and
-        # machine id, arp_notify first so that pinning it is announced, and the
-        # conntrack entries the flooded queries left without NAT deleted.
-        plan = plan_bridge_fix(
-            bridge_mac_state(host, topo.bridge),
-            topo.host_ns,
-            mac_spec="auto",
-            persist="none",
-            definitions=[],
-            etc_root=Path("/etc"),
-            machine_id=machine_id or topo.run_id.rjust(32, "0"),
-            arp_notify=sysctl_get(host, f"net.ipv4.conf.{topo.bridge}.arp_notify"),
-            leftovers=(),
-        )
         _say(
             out,
             4,
@@ -132,7 +141,7 @@ def run_demo(
             f"netsleuth fix bridge {topo.bridge} --netns {topo.host_ns} --mac auto "
             "--arp-notify --persist none --apply",
         )
-        fixed = apply_bridge_fix(plan, host)
+        fixed = fix_bridge(topo.host_ns, topo.bridge, machine_id or topo.run_id.rjust(32, "0"), out)
         pinned = fixed.mac
         out.print(
             f"{topo.bridge} now has the fixed MAC {pinned} (addr_assign_type 3): ports "

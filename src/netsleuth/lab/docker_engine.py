@@ -30,13 +30,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pyroute2 import IPRoute
-
-from netsleuth import netns
 from netsleuth.docker import (
     BUSYBOX_IMAGE,
     DockerDaemon,
+    api_errors,
     clean_stale_daemons,
+    connect,
     daemon_paths,
     ensure_image,
     resolve_container,
@@ -46,6 +45,7 @@ from netsleuth.lab.background import BackgroundLoop
 from netsleuth.lab.churn import ChurnStep
 from netsleuth.lab.topology import LabTopology
 from netsleuth.lifecycle import StartStop
+from netsleuth.netns import Links, Namespace
 
 __all__ = [
     "HIGH_PORT_MAC",
@@ -177,14 +177,16 @@ def set_port_mac(host_ns: str, container_netns: str, mac: str) -> str:
     whose other end is the container's eth0. Returns the port's name."""
 
     def peer_index() -> int:
-        with IPRoute() as ipr:
-            links = ipr.get_links(ifname="eth0")
-            return int(links[0].get("link"))
+        with Links() as links:
+            return links.link(links.index("eth0")).link
 
-    index = netns.run_in(container_netns, peer_index)
-    with IPRoute(netns=host_ns) as ipr:
-        ipr.link("set", index=index, address=mac)
-        return str(ipr.get_links(index)[0].get("ifname"))
+    def set_mac(index: int) -> str:
+        with Links() as links:
+            links.set(index, mac=mac)
+            return links.link(index).name
+
+    index = Namespace.at(container_netns).run(peer_index)
+    return Namespace.named(host_ns).run(lambda: set_mac(index))
 
 
 class DockerChurn(BackgroundLoop):
@@ -247,62 +249,55 @@ class DockerChurn(BackgroundLoop):
         super().stop()
 
     def _kill(self, container_id: str) -> None:
-        import docker
-        import docker.errors
-        import requests
-
-        with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
-            killer = docker.DockerClient(base_url=self.docker_host, timeout=5)
-            try:
-                killer.api.kill(container_id)
-            finally:
-                killer.close()
-
-    def _ports(self, ipr: IPRoute, bridge: int) -> dict[str, str]:
-        return {
-            str(link.get("ifname")): str(link.get("address"))
-            for link in ipr.get_links()
-            if link.get("master") == bridge
-        }
+        with (
+            contextlib.suppress(*api_errors()),
+            contextlib.closing(connect(self.docker_host, 5)) as killer,
+        ):
+            killer.api.kill(container_id)
 
     def _run(self) -> None:
-        import docker
-        import docker.errors
-        import requests
-
         deadline = time.monotonic() + self.duration
-        sleep_arg = f"{self.t_in:g}"
         try:
-            client = docker.DockerClient(base_url=self.docker_host, timeout=int(self.t_in) + 30)
-            with IPRoute(netns=self.topo.host_ns) as ipr:
-                bridge = ipr.link_lookup(ifname=self.topo.bridge)[0]
-                while not self._stop.is_set() and time.monotonic() < deadline:
-                    before = self._ports(ipr, bridge)
-                    container = client.containers.run(
-                        self.image, ["sleep", sleep_arg], detach=True, auto_remove=True
-                    )
-                    with self._lock:
-                        self._current = container.id
-                    joined = {p: m for p, m in self._ports(ipr, bridge).items() if p not in before}
-                    now = time.monotonic_ns()
-                    self.steps += [ChurnStep(now, "join", p, m) for p, m in joined.items()]
-                    self.runs += 1
-                    if self._stop.is_set():
-                        self._kill(str(container.id))
-                    with contextlib.suppress(docker.errors.NotFound):
-                        container.wait(condition="removed")
-                    with self._lock:
-                        self._current = None
-                    now = time.monotonic_ns()
-                    after = self._ports(ipr, bridge)
-                    self.steps += [
-                        ChurnStep(now, "leave", p, m) for p, m in joined.items() if p not in after
-                    ]
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._stop.wait(min(self.t_out, remaining))
-            client.close()
-        except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
-            # The daemon or the lab is being torn down under us: stop quietly.
+            Namespace.named(self.topo.host_ns).run(lambda: self._loop(deadline))
+        except api_errors() as exc:  # the daemon is being torn down under us
             self.error = exc
+        except NetsleuthError as exc:  # the lab is: stop quietly
+            self.error = exc
+
+    def _loop(self, deadline: float) -> None:
+        """The runs until ``deadline``, in a thread inside the lab's host
+        namespace (where the bridge's ports are)."""
+        import docker.errors
+
+        sleep_arg = f"{self.t_in:g}"
+        with (
+            contextlib.closing(connect(self.docker_host, int(self.t_in) + 30)) as client,
+            Links() as links,
+        ):
+            bridge = links.index(self.topo.bridge)
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                before = links.ports(bridge)
+                container = client.containers.run(
+                    self.image, ["sleep", sleep_arg], detach=True, auto_remove=True
+                )
+                with self._lock:
+                    self._current = container.id
+                joined = {p: m for p, m in links.ports(bridge).items() if p not in before}
+                now = time.monotonic_ns()
+                self.steps += [ChurnStep(now, "join", p, m) for p, m in joined.items()]
+                self.runs += 1
+                if self._stop.is_set():
+                    self._kill(str(container.id))
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.wait(condition="removed")
+                with self._lock:
+                    self._current = None
+                now = time.monotonic_ns()
+                after = links.ports(bridge)
+                self.steps += [
+                    ChurnStep(now, "leave", p, m) for p, m in joined.items() if p not in after
+                ]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._stop.wait(min(self.t_out, remaining))

@@ -10,8 +10,8 @@ import numpy as np
 
 from netsleuth.analysis.episodes import find_episodes
 from netsleuth.model import EventKind, NetEvent
+from netsleuth.stats import wilson
 from netsleuth.store import ProbeColumns, Series
-from netsleuth.watch.live import wilson
 
 __all__ = ["CaseResult", "Outage", "summarize_case"]
 

@@ -15,6 +15,7 @@ answer a container gets proves that the NAT path worked.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import random
@@ -31,10 +32,10 @@ import dns.exception
 import dns.message
 import dns.query
 import dns.rdatatype
-from pyroute2 import IPRoute
 
 from netsleuth import netns
 from netsleuth.errors import DependencyMissing, NetsleuthError, NotPermitted
+from netsleuth.netns import Links, Namespace, arp_notify_key
 from netsleuth.netns.owners import Owner, owner_alive, process_start_time
 
 __all__ = [
@@ -248,24 +249,18 @@ def wait_healthy(
     query = dns.message.make_query(topo.dns_name, dns.rdatatype.A)
     start = time.monotonic()
     for path in paths:
+        ns = Namespace.at(path)
         streak = 0
         while streak < needed:
             if time.monotonic() - start > timeout:
                 return None
             try:
-                netns.run_in(path, lambda: dns.query.udp(query, topo.dns_server, timeout=0.2))
+                ns.run(lambda: dns.query.udp(query, topo.dns_server, timeout=0.2))
                 streak += 1
             except (dns.exception.DNSException, OSError):
                 streak = 0
                 time.sleep(0.05)
     return time.monotonic() - start
-
-
-def _link_index(ipr: IPRoute, name: str) -> int:
-    found = ipr.link_lookup(ifname=name)
-    if not found:
-        raise NetsleuthError(f"interface {name} vanished while building the lab")
-    return int(found[0])
 
 
 @contextlib.contextmanager
@@ -310,7 +305,11 @@ def build_lab(config: LabConfig) -> Iterator[LabTopology]:
         dnsmasq = _start_dnsmasq(topo)
         topo.pids.append({"pid": dnsmasq.pid, "start_time": process_start_time(dnsmasq.pid) or 0})
         state_file.write_text(topo.to_json())
-        if wait_healthy(topo, [str(netns.netns_path(host_ns))], timeout=5.0, needed=1) is None:
+        # One answer in the host namespace and in every container: the lab is
+        # up, and each container has resolved its gateway (the bridge's MAC as
+        # it is before any churn), as a client that has been talking would have.
+        paths = [str(netns.netns_path(name)) for name in [host_ns, *containers]]
+        if wait_healthy(topo, paths, timeout=5.0, needed=1) is None:
             raise NetsleuthError(f"dnsmasq in {up_ns} did not answer within 5 s")
         yield topo
     finally:
@@ -340,60 +339,49 @@ def _build_namespaces(topo: LabTopology, seed: int | None) -> None:
         netns.create_owned(name)
     for name in topo.container_ns:
         netns.create_owned(name, {"resolv.conf": resolv})
-    for name in [topo.host_ns, topo.upstream_ns, *topo.container_ns]:
-        path = netns.netns_path(name)
-        netns.sysctl_set(path, "net/ipv6/conf/all/disable_ipv6", 1)
-        netns.sysctl_set(path, "net/ipv6/conf/default/disable_ipv6", 1)
-        with IPRoute(netns=name) as ipr:
-            ipr.link("set", index=_link_index(ipr, "lo"), state="up")
+    host, upstream = Namespace.named(topo.host_ns), Namespace.named(topo.upstream_ns)
+    containers = {name: Namespace.named(name) for name in topo.container_ns}
+    for ns in [host, upstream, *containers.values()]:
+        ns.set_sysctl("net/ipv6/conf/all/disable_ipv6", 1)
+        ns.set_sysctl("net/ipv6/conf/default/disable_ipv6", 1)
+        ns.run(_lo_up)
 
-    with IPRoute(netns=topo.host_ns) as ipr:
-        bridge_args: dict[str, object] = {"ifname": topo.bridge, "kind": "bridge"}
-        if topo.pinned:
-            bridge_args["address"] = PINNED_MAC
-        ipr.link("add", **bridge_args)
-        br = _link_index(ipr, topo.bridge)
-        ipr.addr("add", index=br, address=BRIDGE_ADDR, prefixlen=BRIDGE_PREFIX)
-        ipr.link("set", index=br, state="up")
-        ipr.link(
-            "add",
-            ifname=topo.uplink,
-            kind="veth",
-            peer={"ifname": "eth0", "net_ns_fd": topo.upstream_ns},
-        )
-        up = _link_index(ipr, topo.uplink)
-        ipr.addr("add", index=up, address=UPLINK_HOST_ADDR, prefixlen=UPLINK_PREFIX)
-        ipr.link("set", index=up, state="up")
-        for i, (ns, port) in enumerate(topo.ports.items()):
-            port_args: dict[str, object] = {}
-            if seed is not None:
-                port_args["address"] = seeded_mac(seed, f"port{i}")
-            ipr.link(
-                "add",
-                ifname=port,
-                kind="veth",
-                peer={"ifname": "eth0", "net_ns_fd": ns},
-                **port_args,
-            )
-            idx = _link_index(ipr, port)
-            ipr.link("set", index=idx, master=br, state="up")
-    host_path = netns.netns_path(topo.host_ns)
-    netns.sysctl_set(host_path, "net/ipv4/ip_forward", 1)
+    def host_side() -> None:
+        with Links() as links:
+            br = links.add_bridge(topo.bridge, mac=PINNED_MAC if topo.pinned else None)
+            links.add_address(br, BRIDGE_ADDR, BRIDGE_PREFIX)
+            links.set(br, up=True)
+            up = links.add_veth(topo.uplink, "eth0", peer_netns=upstream.path)
+            links.add_address(up, UPLINK_HOST_ADDR, UPLINK_PREFIX)
+            links.set(up, up=True)
+            for i, (ns, port) in enumerate(topo.ports.items()):
+                mac = seeded_mac(seed, f"port{i}") if seed is not None else None
+                idx = links.add_veth(port, "eth0", peer_netns=containers[ns].path, mac=mac)
+                links.set(idx, master=br, up=True)
+
+    host.run(host_side)
+    host.set_sysctl("net/ipv4/ip_forward", 1)
     if topo.arp_notify:
-        netns.sysctl_set(host_path, f"net/ipv4/conf/{topo.bridge}/arp_notify", 1)
+        host.set_sysctl(arp_notify_key(topo.bridge), 1)
     nft_apply(topo.host_ns, nat_ruleset(topo.uplink))
+    upstream.run(lambda: _eth0_up(UPLINK_UP_ADDR, UPLINK_PREFIX))
+    for name, addr in topo.container_addrs.items():
+        containers[name].run(functools.partial(_eth0_up, addr, BRIDGE_PREFIX, BRIDGE_ADDR))
 
-    with IPRoute(netns=topo.upstream_ns) as ipr:
-        eth = _link_index(ipr, "eth0")
-        ipr.addr("add", index=eth, address=UPLINK_UP_ADDR, prefixlen=UPLINK_PREFIX)
-        ipr.link("set", index=eth, state="up")
 
-    for ns, addr in topo.container_addrs.items():
-        with IPRoute(netns=ns) as ipr:
-            eth = _link_index(ipr, "eth0")
-            ipr.addr("add", index=eth, address=addr, prefixlen=BRIDGE_PREFIX)
-            ipr.link("set", index=eth, state="up")
-            ipr.route("add", dst="default", gateway=BRIDGE_ADDR)
+def _lo_up() -> None:
+    with Links() as links:
+        links.set(links.index("lo"), up=True)
+
+
+def _eth0_up(address: str, prefixlen: int, gateway: str | None = None) -> None:
+    """Address ``eth0`` (the peer end of a veth), bring it up, route by ``gateway``."""
+    with Links() as links:
+        eth = links.index("eth0")
+        links.add_address(eth, address, prefixlen)
+        links.set(eth, up=True)
+        if gateway is not None:
+            links.add_default_route(gateway)
 
 
 def _start_dnsmasq(topo: LabTopology) -> subprocess.Popen[bytes]:

@@ -1,4 +1,7 @@
-"""setns/unshare through libc, namespace creation and removal with pyroute2."""
+"""The primitives: setns/unshare through libc, namespace creation and
+removal with pyroute2. Code that runs something in a namespace goes through
+:class:`netsleuth.netns.Namespace`; :func:`run_in` and :func:`enter_for_good`
+are what it is built on (and what a fresh worker process calls)."""
 
 from __future__ import annotations
 
@@ -28,9 +31,7 @@ __all__ = [
     "remove_owned",
     "run_in",
     "setns",
-    "sysctl_get",
     "sysctl_path",
-    "sysctl_set",
 ]
 
 T = TypeVar("T")
@@ -181,24 +182,17 @@ def remove_owned(name: str) -> None:
     (OWNERS_DIR / name).unlink(missing_ok=True)
 
 
-def sysctl_path(key: str) -> Path:
-    """/proc/sys path of a sysctl given as ``net/ipv4/conf/br0/arp_notify`` or
-    ``net.ipv4.conf.br0.arp_notify`` (an interface name may hold dots)."""
+def sysctl_path(key: str, proc: Path = Path("/proc")) -> Path:
+    """Path under ``proc``/sys of a sysctl given as ``net/ipv4/conf/br0/arp_notify``
+    or ``net.ipv4.conf.br0.arp_notify`` (an interface name may hold dots).
+    The one parser of sysctl names; read it in the namespace it is about
+    (:meth:`netsleuth.netns.Namespace.sysctl`)."""
     if "/" in key:
-        return Path("/proc/sys") / key
+        return proc / "sys" / key
     parts = key.split(".")
     if parts[:3] == ["net", "ipv4", "conf"] and len(parts) > 5:
         parts = [*parts[:3], ".".join(parts[3:-1]), parts[-1]]
-    return Path("/proc/sys").joinpath(*parts)
-
-
-def sysctl_set(path: str | Path, key: str, value: str | int) -> None:
-    """Set a per-namespace sysctl (``net.ipv4.ip_forward``) inside ``path``."""
-    run_in(path, lambda: sysctl_path(key).write_text(f"{value}\n"))
-
-
-def sysctl_get(path: str | Path, key: str) -> str:
-    return run_in(path, lambda: sysctl_path(key).read_text().strip())
+    return proc.joinpath("sys", *parts)
 
 
 def exec_argv(name: str | None, argv: list[str], *, die_with_parent: bool = False) -> list[str]:

@@ -12,7 +12,7 @@ Data moves one way:
   :class:`ArpPacket`; everything else is counted in :class:`ReadStats`.
 - ``journey`` (:mod:`.journey`): pure logic. :class:`JourneyMatcher` groups
   the sightings of each query across interfaces (DNS id + name + time window,
-  following MASQUERADE), classifies it (:class:`Verdict`), and for queries
+  following MASQUERADE), classifies it (:class:`Fate`), and for queries
   that never left the bridge compares the frame's destination MAC with the
   bridge's MAC of that moment (ARP in the capture, or a watch store via
   :class:`BridgeHistory`): the stale-gateway signature.
@@ -21,11 +21,10 @@ Data moves one way:
   one call, returning an :class:`Explanation` (counts, the failed journeys,
   the stale-gateway :class:`~netsleuth.model.Finding`).
 
-``netsleuth capture`` and ``netsleuth explain`` are thin layers over these;
-:mod:`.frames` builds frames for golden files and the benchmark.
+``netsleuth capture`` and ``netsleuth explain`` are thin layers over these.
 """
 
-from netsleuth.packets import accel as _accel  # noqa: F401 - first: drops a stale compiled build
+from netsleuth.packets import accel as _accel  # noqa: F401 - first: a stale build never runs
 from netsleuth.packets.capture import (
     CaptureResult,
     CaptureSpec,
@@ -47,13 +46,13 @@ from netsleuth.packets.journey import (
 from netsleuth.packets.model import (
     ArpPacket,
     DnsPacket,
+    Fate,
     Hop,
     Interface,
     Journey,
     MacVerdict,
     Packet,
     ReadStats,
-    Verdict,
     ip_str,
     mac_str,
     qname_str,
@@ -69,6 +68,7 @@ __all__ = [
     "CaptureSpec",
     "DnsPacket",
     "Explanation",
+    "Fate",
     "Hop",
     "IfaceCount",
     "Interface",
@@ -79,7 +79,6 @@ __all__ = [
     "Packet",
     "PcapngWriter",
     "ReadStats",
-    "Verdict",
     "bridge_history",
     "capture",
     "dns_arp_filter",

@@ -7,18 +7,22 @@ their sources, which Python then imports instead of the ``.py`` files:
 ``scripts/setup`` builds them; without a C compiler nothing changes but speed.
 
 A compiled module must never run for a source it was not built from, so the
-build records a digest of the sources, and importing :mod:`netsleuth.packets`
-first calls :func:`drop_stale`, which deletes the extension modules when the
-sources no longer match (the ``.py`` files are then imported).
+build records a digest of the sources. Importing :mod:`netsleuth.packets`
+imports this module first, which compares that digest with the sources (it
+only reads) and, when they differ, loads the ``.py`` files in place of the
+extension modules (:func:`load_sources_if_stale`): edited code always runs as
+written. A stale build is deleted only by the build step.
 
-Run ``main`` with ``--if-stale`` to build only when out of date, or
-``--status`` to ask.
+Run ``main`` with ``--if-stale`` to build only when out of date (removing a
+stale build first, so a failed build leaves none behind), or ``--status`` to
+ask.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -27,9 +31,18 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
-__all__ = ["COMPILED", "build", "compiled_modules", "drop_stale", "is_fresh"]
+__all__ = [
+    "COMPILED",
+    "build",
+    "compiled_modules",
+    "drop_stale",
+    "is_fresh",
+    "load_sources_if_stale",
+]
 
-COMPILED = ("reader", "journey")  # modules of this package compiled by build()
+# modules of this package compiled by build(); neither imports the other
+COMPILED = ("reader", "journey")
+PACKAGE = __name__.rpartition(".")[0]
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_CONFIG = PACKAGE_DIR.parents[2] / "pyproject.toml"  # in a source checkout
 DIGEST_FILE = ".accel-digest"
@@ -59,8 +72,33 @@ def is_fresh(package_dir: Path = PACKAGE_DIR) -> bool:
         return False
 
 
+def load_sources_if_stale(package_dir: Path = PACKAGE_DIR) -> bool:
+    """When the compiled modules next to the sources were built from other
+    sources, import the ``.py`` files of :data:`COMPILED` now, so that every
+    later ``import`` of them gets the sources. Reads only; True if it did."""
+    if not _artifacts(package_dir) or is_fresh(package_dir):
+        return False
+    parent = sys.modules[PACKAGE]
+    for name in COMPILED:
+        fullname = f"{PACKAGE}.{name}"
+        if fullname in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(fullname, package_dir / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[fullname] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[fullname]
+            raise
+        setattr(parent, name, module)
+    return True
+
+
 def drop_stale(package_dir: Path = PACKAGE_DIR) -> bool:
-    """Delete compiled modules that do not match their sources; True if any were."""
+    """Delete compiled modules that do not match their sources; True if any
+    were. Only the build step (:func:`main`) calls it."""
     artifacts = _artifacts(package_dir)
     if not artifacts or is_fresh(package_dir):
         return False
@@ -131,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.if_stale and is_fresh():
         return 0
+    drop_stale()
     try:
         installed = build()
     except RuntimeError as exc:
@@ -140,4 +179,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-drop_stale()  # on import, which netsleuth.packets does before importing the guarded modules
+load_sources_if_stale()  # netsleuth.packets imports this module before reader and journey

@@ -22,7 +22,7 @@ from netsleuth.packets.journey import (
     escaped_nat_finding,
     stale_gateway_finding,
 )
-from netsleuth.packets.model import Interface, Journey, ReadStats, Verdict
+from netsleuth.packets.model import Fate, Interface, Journey, ReadStats
 from netsleuth.packets.reader import CaptureReader
 
 __all__ = ["Explanation", "Keep", "explain"]
@@ -138,7 +138,7 @@ def _keep(
     for j in done:
         if j.mac is not None and j.mac.stale_gateway:
             stale.append(j)
-        elif j.verdict is Verdict.ESCAPED_NAT:
+        elif j.verdict is Fate.ESCAPED_NAT:
             escaped.append(j)
         if keep == "all" or (keep == "failed" and j.verdict.failed):
             kept.append(j)

@@ -12,13 +12,18 @@ leaves by (``uplink``). Nothing is changed anywhere.
 
 from __future__ import annotations
 
-import contextlib
-import socket
 from dataclasses import dataclass
 
-from netsleuth import netns
-from netsleuth.audit.rtnl import RawLink, dump_links, netns_id
 from netsleuth.errors import TargetNotFound
+from netsleuth.netns import (
+    Links,
+    Namespace,
+    RawLink,
+    dump_links,
+    list_named,
+    netns_id,
+    netns_path,
+)
 from netsleuth.packets.capture import CaptureSpec
 
 __all__ = ["target_specs"]
@@ -37,17 +42,8 @@ class _View:
 def _view(server: str | None = None) -> _View:
     """The calling thread's namespace: links, and the interface a packet to
     ``server`` leaves by (the default route's when no server is given)."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    oif = 0
-    with IPRoute() as ipr:
-        if server:
-            with contextlib.suppress(NetlinkError):  # unreachable: no uplink
-                oif = int(ipr.route("get", dst=server)[0].get("oif") or 0)
-        else:
-            routes = ipr.get_default_routes(family=socket.AF_INET, table=254)
-            oif = next((int(r.get("oif") or 0) for r in routes if r.get("oif")), 0)
+    with Links() as links:
+        oif = links.route_oif(server) if server else links.default_oif()
     return _View({link.index: link for link in dump_links()}, oif)
 
 
@@ -56,16 +52,15 @@ def target_specs(path: str, label: str = "", server: str | None = None) -> list[
     ``path``: its veth's peer, that peer's bridge, and the peer namespace's
     uplink toward ``server`` (the target's DNS server; default route if None),
     in that order (bridge or uplink left out when there is none)."""
-    label = label or path
+    ns = Namespace.at(path, label or path)
+    label = ns.label
     # /proc/self is the main thread, which never leaves this process's namespace
-    candidates = {"": OWN_NETNS} | {
-        name: str(netns.netns_path(name)) for name in netns.list_named()
-    }
+    candidates = {"": OWN_NETNS} | {name: str(netns_path(name)) for name in list_named()}
 
     def inside() -> tuple[_View, dict[str, int | None]]:
         return _view(), {name: netns_id(p) for name, p in candidates.items()}
 
-    target, ids = netns.run_in(path, inside)
+    target, ids = ns.run(inside)
     veths = [link for link in target.links.values() if link.kind == "veth"]
     veth = target.links.get(target.out_oif)
     if veth is None or veth.kind != "veth":
@@ -87,11 +82,7 @@ def target_specs(path: str, label: str = "", server: str | None = None) -> list[
             "name it with `ip netns attach NAME PID`, or give the hops with --iface"
         )
     peer_ns = names[0]
-    peer_view = (
-        _view(server)
-        if not peer_ns
-        else netns.run_in(netns.netns_path(peer_ns), lambda: _view(server))
-    )
+    peer_view = Namespace.of(peer_ns or None).run(lambda: _view(server))
     peer = peer_view.links.get(veth.link)
     if peer is None or peer.kind != "veth":
         raise TargetNotFound(

@@ -4,7 +4,7 @@ Frames read from a file or a socket become :class:`DnsPacket` or
 :class:`ArpPacket` (immutable named tuples: a capture can hold millions of
 them and a named tuple is built 4-9x faster than a frozen dataclass — see
 ``bench/bench_explain.py``). The matcher turns them into :class:`Journey`
-values (frozen dataclasses), one per DNS query, each with a :class:`Verdict`.
+values (frozen dataclasses), one per DNS query, each with a :class:`Fate`.
 Addresses stay raw bytes on the hot path; :func:`mac_str`, :func:`ip_str` and
 :func:`qname_str` format them for people.
 """
@@ -19,13 +19,13 @@ from typing import NamedTuple
 __all__ = [
     "ArpPacket",
     "DnsPacket",
+    "Fate",
     "Hop",
     "Interface",
     "Journey",
     "MacVerdict",
     "Packet",
     "ReadStats",
-    "Verdict",
     "ip_str",
     "mac_str",
     "qname_str",
@@ -119,8 +119,9 @@ class ReadStats:
         }
 
 
-class Verdict(enum.StrEnum):
-    """What happened to one DNS query."""
+class Fate(enum.StrEnum):
+    """What became of one DNS query: answered, or where its journey stopped
+    (a :class:`Journey`'s ``verdict``; the values are those of the JSON output)."""
 
     ANSWERED = "answered"
     NAT_UNANSWERED = "nat-unanswered"  # left through the uplink, no answer came back
@@ -131,7 +132,7 @@ class Verdict(enum.StrEnum):
 
     @property
     def failed(self) -> bool:
-        return self is not Verdict.ANSWERED
+        return self is not Fate.ANSWERED
 
     @property
     def meaning(self) -> str:
@@ -139,15 +140,15 @@ class Verdict(enum.StrEnum):
 
 
 _MEANING = {
-    Verdict.ANSWERED: "answered",
-    Verdict.NAT_UNANSWERED: "NATed out through the uplink but never answered (upstream)",
-    Verdict.ESCAPED_NAT: (
+    Fate.ANSWERED: "answered",
+    Fate.NAT_UNANSWERED: "NATed out through the uplink but never answered (upstream)",
+    Fate.ESCAPED_NAT: (
         "left through the uplink without NAT, where other queries were NATed: "
         "no answer can come back"
     ),
-    Verdict.LOST_ON_RETURN: "answered upstream but lost on the way back",
-    Verdict.NEVER_LEFT_BRIDGE: "never left the bridge (not routed/NATed by the host)",
-    Verdict.UNANSWERED: "unanswered; no uplink capture to tell where it stopped",
+    Fate.LOST_ON_RETURN: "answered upstream but lost on the way back",
+    Fate.NEVER_LEFT_BRIDGE: "never left the bridge (not routed/NATed by the host)",
+    Fate.UNANSWERED: "unanswered; no uplink capture to tell where it stopped",
 }
 
 
@@ -197,7 +198,7 @@ class Journey:
     server: str
     origin: str  # interface it was first seen on
     nat_source: str  # post-NAT "ip:port" on the uplink, "" if never seen there
-    verdict: Verdict
+    verdict: Fate
     rcode: int | None
     latency_ns: int | None
     hops: tuple[Hop, ...]

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from pyroute2 import IPRoute
 
-from netsleuth.audit.rtnl import count_neighbours, dump_links
-from netsleuth.netns import run_in
+from netsleuth.netns import Namespace, count_neighbours, dump_links
 
 
 @pytest.mark.netns
@@ -35,7 +34,7 @@ def test_dump_links_matches_pyroute2(make_netns: Callable[..., Path]) -> None:
         raw = [(r.index, r.name, r.mac, r.mtu, r.kind, r.master, r.operstate) for r in dump_links()]
         return full, raw, count_neighbours()
 
-    full, raw, neigh = run_in(path, body)
+    full, raw, neigh = Namespace.at(path).run(body)
     assert sorted(raw) == sorted(full)
     assert {r[4] for r in raw} == {"", "bridge", "veth"}
     assert neigh == 1

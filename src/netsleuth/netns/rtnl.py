@@ -1,10 +1,11 @@
-"""A minimal rtnetlink dump of links and a neighbour count.
+"""A minimal rtnetlink dump of links, a neighbour count and netns ids, in
+the calling thread's network namespace.
 
 pyroute2 decodes every attribute of every message; on a host with a
 thousand veths that alone takes most of a second. ``doctor`` needs six
 attributes per link, so this reads the dump with ``struct`` and skips the
 rest (and asks the kernel to leave statistics out). Addresses and routes,
-which are few, still come from pyroute2.
+which are few, come from pyroute2 through :mod:`netsleuth.netns.links`.
 """
 
 from __future__ import annotations
