@@ -45,8 +45,8 @@ def test_consecutive_failures_form_one_episode_and_a_success_ends_it() -> None:
     cols = columns(seq(1, "..xxx..x.."))
     eps = find_episodes(cols, SERIES)
     assert eps == [
-        Episode("netns:a", 2 * S // 10, 4 * S // 10, 3, 3),
-        Episode("netns:a", 7 * S // 10, 7 * S // 10, 1, 1),
+        Episode("netns:a", 2 * S // 10, 4 * S // 10, 3, 3, recovered_ns=5 * S // 10),
+        Episode("netns:a", 7 * S // 10, 7 * S // 10, 1, 1, recovered_ns=8 * S // 10),
     ]
     assert eps[0].duration_s == pytest.approx(0.2)
     assert eps[1].duration_s == 0.0
@@ -121,3 +121,15 @@ def test_episodes_match_a_reference_and_account_for_every_failure(
     assert sum(e.failed for e in merged) == int(cols.failed.sum())
     assert all(e.attempts >= e.failed and e.end_ns >= e.start_ns for e in merged)
     assert [e.start_ns for e in merged] == sorted(e.start_ns for e in merged)
+
+
+def test_an_outage_still_going_at_the_end_has_no_recovery() -> None:
+    eps = find_episodes(columns(seq(1, "..xx")), SERIES)
+    assert [(e.start_ns, e.recovered_ns) for e in eps] == [(2 * S // 10, None)]
+
+
+def test_gone_attempts_are_neither_failures_nor_successes() -> None:
+    gone = int(Outcome.TARGET_GONE)
+    cols = columns([*seq(1, "..x"), (1, 3 * S // 10, gone), (1, 4 * S // 10, gone)])
+    assert cols.failed.tolist() == [False, False, True, False, False]
+    assert cols.gone.tolist() == [False, False, False, True, True]

@@ -163,6 +163,22 @@ def test_invariant_gauge_and_episode_counter() -> None:
     assert reg.get_sample_value("netsleuth_gateway_stale_episodes_total", {"target": "c1"}) == 2
 
 
+def test_path_states_are_gauges_and_at_risk_shows_before_a_failure() -> None:
+    metrics, reg = fresh()
+    risk = {"state": "gateway-at-risk", "bridge": "br0", "port": "vjob1"}
+    metrics.observe_event(
+        NetEvent(0, 0, "c1", EventKind.STATE_ENTERED, "br0", "gateway-at-risk", risk)
+    )
+    labels = {"target": "c1", "state": "gateway-at-risk"}
+    assert reg.get_sample_value("netsleuth_target_state", labels) == 1
+    metrics.observe_event(
+        NetEvent(0, 0, "c1", EventKind.STATE_LEFT, "br0", "gateway-at-risk", risk)
+    )
+    assert reg.get_sample_value("netsleuth_target_state", labels) == 0
+    gone = {"target": "c1", "state": "gateway-mac-gone"}
+    assert reg.get_sample_value("netsleuth_target_state", gone) is None  # never entered
+
+
 def test_findings_are_replaced_and_resolved_ones_drop_to_zero() -> None:
     clock = iter([100.0, 160.0])
     registry = CollectorRegistry()

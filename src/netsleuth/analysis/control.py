@@ -53,37 +53,36 @@ def target_stats(
     return result
 
 
-def localise(stats: Sequence[TargetStats]) -> tuple[str, str]:
+def localise(stats: Sequence[TargetStats], control: str | None = CONTROL) -> tuple[str, str]:
     """(id, sentence): ``none``, ``namespaces``, ``everywhere``, ``some-targets``,
-    ``all-targets`` or ``single-target`` (no host control to tell), or ``no-data``."""
+    ``all-targets`` or ``single-target`` (no host control to tell), or ``no-data``.
+    ``control`` is the target probing from the namespace that holds the bridges."""
     if not stats or sum(s.attempts for s in stats) == 0:
         return "no-data", "No probe attempts in the selected data."
     if sum(s.failed for s in stats) == 0:
         return "none", "No target failed."
-    control = next((s for s in stats if s.target == CONTROL), None)
-    others = [s for s in stats if s.target != CONTROL]
+    host = next((s for s in stats if s.target == control), None)
+    others = [s for s in stats if s.target != control]
     failing = [s for s in others if s.failed]
-    if control is not None and others:
+    if host is not None and others:
         o_att = sum(s.attempts for s in others)
         o_fail = sum(s.failed for s in others)
-        p = fisher_greater(
-            o_fail, o_att - o_fail, control.failed, control.attempts - control.failed
-        )
+        p = fisher_greater(o_fail, o_att - o_fail, host.failed, host.attempts - host.failed)
         names = ", ".join(s.target for s in failing)
-        if control.failed == 0 and p < ALPHA:
+        if host.failed == 0 and p < ALPHA:
             return "namespaces", (
-                f"The host control did not fail ({control.attempts} probes) while {names} did: "
+                f"The host control did not fail ({host.attempts} probes) while {names} did: "
                 "the fault lies between those namespaces and the host (bridge, veth, NAT)."
             )
         if p < ALPHA:
             return "namespaces", (
-                f"The host control failed far less often ({control.failed}/{control.attempts}) "
+                f"The host control failed far less often ({host.failed}/{host.attempts}) "
                 f"than {names}: the fault lies mostly between those namespaces and the host."
             )
-        if control.failed and all(s.failed for s in others):
+        if host.failed and all(s.failed for s in others):
             return "everywhere", (
-                f"Every target failed, the host control too ({control.failed}/"
-                f"{control.attempts}) at a comparable rate: the fault lies upstream of the host "
+                f"Every target failed, the host control too ({host.failed}/"
+                f"{host.attempts}) at a comparable rate: the fault lies upstream of the host "
                 "(the server or the path to it)."
             )
         return "some-targets", (
@@ -94,7 +93,7 @@ def localise(stats: Sequence[TargetStats]) -> tuple[str, str]:
         return "single-target", (
             "Only the host was probed; add namespaces or containers as targets to compare."
         )
-    if len(others) == 1 and control is None:
+    if len(others) == 1 and host is None:
         return "single-target", (
             f"Only {others[0].target} was probed; add the host as a control target to tell a "
             "fault on the way to the host from one beyond it."

@@ -105,7 +105,14 @@ class Correlation:
         return self.onsets_after / self.onsets if self.onsets else 0.0
 
 
-_IGNORED = {EventKind.INVARIANT_RECOVERED, EventKind.TARGET_BACK, EventKind.NOTE}
+_IGNORED = {
+    EventKind.INVARIANT_RECOVERED,
+    EventKind.TARGET_BACK,
+    EventKind.NOTE,
+    # states are weighed by their alignment with outages (analysis.states), not as onsets
+    EventKind.STATE_ENTERED,
+    EventKind.STATE_LEFT,
+}
 
 
 def classify(event: NetEvent, bridges: Iterable[str] = ()) -> EventClass | None:

@@ -6,11 +6,12 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from netsleuth.analysis.control import MIN_ONSETS, data_notes, localise, target_stats
+from netsleuth.analysis.control import CONTROL, MIN_ONSETS, data_notes, localise, target_stats
 from netsleuth.analysis.correlate import (
     TIMESTAMP_TOLERANCE_NS,
     AtRisk,
@@ -19,7 +20,6 @@ from netsleuth.analysis.correlate import (
     correlate,
 )
 from netsleuth.analysis.episodes import Episode, find_episodes, target_index
-from netsleuth.analysis.knowledge import decide
 from netsleuth.analysis.result import (
     Analysis,
     BridgeState,
@@ -27,7 +27,9 @@ from netsleuth.analysis.result import (
     TargetStats,
     Timeline,
 )
-from netsleuth.model import EventKind, NetEvent
+from netsleuth.analysis.scoring import FAMILIES, Evidence, score_all, verdict_of
+from netsleuth.analysis.states import align, state_intervals
+from netsleuth.model import Bridge, EventKind, NetEvent
 from netsleuth.store import ProbeColumns, Series, Store
 
 __all__ = ["LOOKBACK_NS", "TIMELINE_BINS", "analyze", "analyze_data"]
@@ -67,10 +69,12 @@ def analyze(
 def _bridge_states(
     facts: Iterable[dict[str, Any]], events: Sequence[NetEvent]
 ) -> list[BridgeState]:
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, Bridge] = {}
     for f in sorted(facts, key=lambda f: int(f.get("wall_ns", 0))):
         if f.get("kind") == "bridge" and isinstance(f.get("data"), dict):
-            latest[str(f["subject"])] = f["data"]
+            latest[str(f["subject"])] = Bridge.from_json(
+                f["data"], name=str(f["subject"]), netns=str(f.get("netns", "host"))
+            )
     names = set(latest)
     changes: dict[str, int] = defaultdict(int)
     for ev in events:
@@ -84,24 +88,32 @@ def _bridge_states(
                 changes[cls.bridge] += 1
     states = []
     for name in sorted(names):
-        d = latest.get(name, {})
-        aat = d.get("addr_assign_type")
-        pinned = d.get("pinned")
-        if pinned is None and aat is not None:
-            pinned = int(aat) == 3
-        arp = d.get("arp_notify")
+        b = latest.get(name)
         states.append(
             BridgeState(
                 name=name,
-                mac=d.get("mac"),
-                addr_assign_type=int(aat) if aat is not None else None,
-                pinned=bool(pinned) if pinned is not None else None,
-                arp_notify=int(arp) if arp is not None else None,
-                ports=tuple(str(p) for p in d.get("ports", ())),
+                mac=b.mac if b else None,
+                addr_assign_type=b.addr_assign_type if b else None,
+                pinned=b.pinned if b else None,
+                arp_notify=b.arp_notify if b else None,
+                ports=b.ports if b else (),
                 mac_changes=changes.get(name, 0),
             )
         )
     return states
+
+
+def _control(facts: Iterable[dict[str, Any]], targets: Sequence[str]) -> str | None:
+    """The control target: recorded by watch, else a target called ``host``."""
+    recorded = [
+        f["data"].get("control")
+        for f in facts
+        if f.get("kind") == "host" and isinstance(f.get("data"), dict)
+    ]
+    for label in reversed(recorded):
+        if label in targets:
+            return str(label)
+    return CONTROL if CONTROL in targets else None
 
 
 def _stale_intervals(events: Sequence[NetEvent]) -> dict[str, list[tuple[int, int]]]:
@@ -203,6 +215,14 @@ def analyze_data(
     runs: Sequence[int] = (),
 ) -> Analysis:
     """The whole analysis on plain data (no I/O)."""
+    all_targets, all_tidx = target_index(cols, series)
+    gone_mask = cols.gone
+    gone_times = {
+        name: cols.wall_ns[gone_mask & (all_tidx == t)] for t, name in enumerate(all_targets)
+    }
+    gone_counts = {name: int(times.size) for name, times in gone_times.items()}
+    if gone_mask.any():
+        cols = cols.take(~gone_mask)  # a target that is gone neither tried nor failed
     targets, tidx = target_index(cols, series)
     episodes = find_episodes(cols, series)
     failed = cols.failed
@@ -213,6 +233,10 @@ def analyze_data(
     singles = 0
     counts: dict[str, tuple[int, int]] = {}
     intervals: list[float] = []
+    records: dict[str, tuple[int, int]] = {}
+    per_target: dict[
+        str, tuple[np.ndarray[Any, np.dtype[np.int64]], np.ndarray[Any, np.dtype[np.bool_]]]
+    ] = {}
     for t, name in enumerate(targets):
         rows = order[bounds[t] : bounds[t + 1]]
         if rows.size == 0:
@@ -220,6 +244,11 @@ def analyze_data(
         wall = cols.wall_ns[rows]
         f = failed[rows]
         counts[name] = (int(rows.size), int(f.sum()))
+        # a target's record ends with its last attempt, or when it was found gone after it
+        gone_at = gone_times.get(name, np.empty(0, dtype=np.int64))
+        later = gone_at[gone_at > wall[-1]]
+        records[name] = (int(wall[0]), int(later[0]) if later.size else int(wall[-1]))
+        per_target[name] = (wall, f)
         prev_failed = np.concatenate(([False], f[:-1]))
         next_failed = np.concatenate((f[1:], [False]))
         risk = ~prev_failed
@@ -250,11 +279,37 @@ def analyze_data(
         bridges=bridge_names,
     )
     stats: list[TargetStats] = target_stats(counts, episodes)
-    where, where_text = localise(stats)
+    if any(gone_counts.values()) and probe_interval:
+        stats = [
+            replace(t, gone_s=gone_counts.get(t.target, 0) * probe_interval / 1e9) for t in stats
+        ]
+    control = _control(facts, targets)
+    where, where_text = localise(stats, control)
     details = _episode_details(episodes, events, bridge_names)
     dns_only = all(s.probe.startswith(("dns:", "resolve:")) for s in series.values())
-    verdict = decide(correlations, bridges, where, details, dns_only=dns_only)
-    tied = any(c.significant for c in correlations)
+    state_ivs = state_intervals(events)
+    states = align(
+        FAMILIES,
+        state_ivs,
+        episodes,
+        probe_interval_ns=probe_interval,
+        records=records,
+        attempts=per_target,
+    )
+    evidence = Evidence(
+        episodes=tuple(details),
+        correlations=tuple(correlations),
+        states=states,
+        bridges=tuple(bridges),
+        targets=tuple(stats),
+        localisation=where,
+        control=control,
+        dns_only=dns_only,
+        watched=frozenset(iv.target for iv in state_ivs),
+    )
+    causes = score_all(evidence)
+    verdict = verdict_of(causes, evidence)
+    tied = any(c.significant for c in correlations) or any(c.named for c in causes)
     notes = [where_text, *data_notes(stats, len(episodes), tied=tied)]
     if use_sustained:
         notes.append(
@@ -264,6 +319,9 @@ def analyze_data(
         )
     if episodes and not tied:
         notes.append("No event class is significantly tied to the outages.")
+    gone = [f"{t.target} {t.gone_s:.1f} s" for t in stats if t.gone_s]
+    if gone:
+        notes.append("Targets that were gone (not counted as failures): " + ", ".join(gone) + ".")
     return Analysis(
         source=source,
         runs=tuple(runs),
@@ -282,4 +340,7 @@ def analyze_data(
         timeline=_timeline(
             cols, targets, tidx, events=events, correlations=correlations, bridges=bridge_names
         ),
+        causes=tuple(causes),
+        states=tuple(states.values()),
+        control=control,
     )

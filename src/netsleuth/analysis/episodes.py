@@ -13,8 +13,10 @@ The rule, per target (all series of a target merged, in wall-clock order):
    merged: a single success ends an episode.
 
 ``start_ns``/``end_ns`` are the wall-clock times of the first and last failed
-attempt; ``attempts`` counts every attempt of the target from the first to the
-last failure (so ``attempts - failed`` successes were tolerated inside it).
+attempt, ``recovered_ns`` that of the first attempt after it (a success;
+None when the target was still failing at the end of the data); ``attempts``
+counts every attempt of the target from the first to the last failure (so
+``attempts - failed`` successes were tolerated inside it).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class Episode:
     end_ns: int
     failed: int
     attempts: int
+    recovered_ns: int | None = None
+    """The first successful attempt after it (None: still failing at the end)."""
 
     @property
     def duration_s(self) -> float:
@@ -86,7 +90,8 @@ def find_episodes(
         pos = np.flatnonzero(failed)  # positions of failures among this target's attempts
         if pos.size == 0:
             continue
-        wall = cols.wall_ns[rows][pos]
+        all_wall = cols.wall_ns[rows]
+        wall = all_wall[pos]
         # A new episode starts where a success lies between two failures ...
         breaks = np.diff(pos) > 1
         if max_gap_ns is not None:
@@ -102,6 +107,7 @@ def find_episodes(
                     end_ns=int(wall[e]),
                     failed=e - s + 1,
                     attempts=int(pos[e] - pos[s] + 1),
+                    recovered_ns=int(all_wall[pos[e] + 1]) if pos[e] + 1 < rows.size else None,
                 )
             )
     episodes.sort(key=lambda ep: (ep.start_ns, ep.target))

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from netsleuth.analysis.correlate import Correlation
 from netsleuth.analysis.episodes import Episode
+
+if TYPE_CHECKING:
+    from netsleuth.analysis.scoring import CauseScore
+    from netsleuth.analysis.states import StateEvidence
 
 __all__ = [
     "Analysis",
@@ -29,6 +34,8 @@ class TargetStats:
     ci_high: float
     episodes: int
     longest_s: float
+    gone_s: float = 0.0
+    """Seconds the target was gone (its attempts are not counted above)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +109,9 @@ class Analysis:
     notes: tuple[str, ...]
     verdict: Verdict
     timeline: Timeline
+    causes: tuple[CauseScore, ...] = ()
+    """Every scored cause, ranked: named ones first (the verdict is the first)."""
+    states: tuple[StateEvidence, ...] = ()
+    """How each family of recorded states lines up with the outages."""
+    control: str | None = None
+    """The target that probed from the namespace holding the bridges."""

@@ -10,12 +10,16 @@ coverage counts accept verdicts and jumps that name an interface or network.
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from netsleuth.audit.snapshot import ForwardChain, NatRule
 
-__all__ = ["parse_iptables_save", "parse_nft_json"]
+__all__ = ["forward_blocking", "nat_covering", "parse_iptables_save", "parse_nft_json"]
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _BUILTIN_TARGETS = {"ACCEPT", "DROP", "REJECT", "RETURN", "LOG", "MARK", "CONNMARK", "NFLOG"}
 
@@ -229,3 +233,47 @@ def _ipt_rule_facts(args: list[str]) -> dict[str, Any]:
             i += 1
         negate = False
     return facts
+
+
+def nat_covering(
+    rules: Iterable[NatRule], net: IPNetwork, bridge: str, egress: Collection[str]
+) -> list[NatRule]:
+    """The masquerade/SNAT rules that translate traffic from ``net`` (behind
+    ``bridge``) leaving by one of the ``egress`` interfaces."""
+    return [
+        r
+        for r in rules
+        if (not r.source or _contains(r.source, net))
+        and r.out != bridge
+        and not (r.out and r.out not in egress)
+    ]
+
+
+def forward_blocking(chains: Iterable[ForwardChain], bridge: str, net: IPNetwork) -> list[str]:
+    """Forward chains with a drop policy that let nothing of ``bridge`` through."""
+    blocked = []
+    for chain in chains:
+        if chain.policy.lower() != "drop" or chain.accepts_all:
+            continue
+        if bridge in chain.accepts_ifnames:
+            continue
+        if any(_overlaps(net, n) for n in chain.accepts_networks):
+            continue
+        blocked.append(chain.origin)
+    return blocked
+
+
+def _overlaps(net: IPNetwork, text: str) -> bool:
+    try:
+        other = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return net.version == other.version and net.overlaps(other)
+
+
+def _contains(source: str, net: IPNetwork) -> bool:
+    try:
+        src = ipaddress.ip_network(source, strict=False)
+    except ValueError:
+        return False
+    return src.version == net.version and net.subnet_of(src)  # type: ignore[arg-type]

@@ -1,26 +1,30 @@
 """The audit rules: pure functions of a :class:`HostSnapshot`.
 
-Each rule is a small object with an ``id``, a ``title`` and
+Each rule is a small object with an ``id``, a ``title``, the ``cause`` of the
+catalogue (:mod:`netsleuth.causes`) it bears on, and
 ``check(snapshot) -> list[Finding]``; the evidence of a finding holds the
-values the rule read, so a user can verify it by hand.
+values the rule read, so a user can verify it by hand. Why a finding matters
+and how to fix it are the catalogue's texts, filled with those values.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from netsleuth.audit.firewall import forward_blocking, nat_covering
 from netsleuth.audit.snapshot import (
     ADDR_ASSIGN_NAMES,
     ZERO_MAC,
     HostSnapshot,
     Link,
 )
+from netsleuth.causes import CAUSES
 from netsleuth.model import Finding, Severity
+from netsleuth.netns import arp_notify_key
 
-__all__ = ["RULES", "Rule", "rule_ids"]
+__all__ = ["RULES", "Rule"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -29,13 +33,18 @@ _CHURN_KINDS = {"veth", "tap", "tun", "macvtap", "vxlan"}
 
 
 class Rule(Protocol):
-    """An audit rule: a stable ``id``, a one-line ``title``, and a pure check."""
+    """An audit rule: a stable ``id``, a one-line ``title``, the catalogue
+    ``cause`` its findings bear on (a finding that bears on another names it
+    in ``Finding.cause``), and a pure check."""
 
     @property
     def id(self) -> str: ...
 
     @property
     def title(self) -> str: ...
+
+    @property
+    def cause(self) -> str: ...
 
     def check(self, snap: HostSnapshot) -> list[Finding]: ...
 
@@ -70,20 +79,21 @@ def _churny(snap: HostSnapshot, br: Link) -> list[str]:
     return reasons
 
 
-def _pin_fix(snap: HostSnapshot, br: Link) -> str:
-    ip = "ip" if snap.netns == "host" else f"ip -n {snap.netns}"
-    return (
-        f"netsleuth fix bridge {br.name}{_netns_flag(snap)} --apply  (pins it now and in the "
-        f"file that defines the bridge); by hand: {ip} link set dev {br.name} address "
-        f"{br.mac if br.mac != ZERO_MAC else '02:XX:XX:XX:XX:XX'} (setting any MAC, even the "
-        "current one, pins it), plus the same MAC in the network configuration"
-    )
+def _pin_fields(snap: HostSnapshot, br: Link) -> dict[str, str]:
+    """The values of the catalogue's fix for pinning ``br`` by hand."""
+    return {
+        "bridge": br.name,
+        "netns_flag": _netns_flag(snap),
+        "ip": "ip" if snap.netns == "host" else f"ip -n {snap.netns}",
+        "mac": br.mac if br.mac != ZERO_MAC else "02:XX:XX:XX:XX:XX",
+    }
 
 
 @dataclass(frozen=True)
 class BridgeMacUnpinned:
     id: str = "bridge-mac-unpinned"
     title: str = "Bridge MAC is not pinned; it follows its ports"
+    cause: str = "bridge-mac-flap"
 
     def check(self, snap: HostSnapshot) -> list[Finding]:
         out = []
@@ -108,14 +118,9 @@ class BridgeMacUnpinned:
                         "addresses": [str(n) for n in nets],
                         "ports_come_and_go": churn,
                     },
-                    why=(
-                        "A bridge whose MAC was never set takes the smallest MAC of its "
-                        "ports. Each port that joins or leaves can change the gateway MAC; "
-                        "neighbours that cached the old MAC send frames the bridge no longer "
-                        "accepts as its own, so they are never routed or NATed until their "
-                        "ARP entry expires (seconds of loss per change)."
-                    ),
-                    fix=_pin_fix(snap, br),
+                    why=CAUSES[self.cause].finding_why(self.id),
+                    fix=CAUSES[self.cause].finding_fix(self.id, **_pin_fields(snap, br)),
+                    cause=self.cause,
                 )
             )
         return out
@@ -125,6 +130,7 @@ class BridgeMacUnpinned:
 class BridgeMacInherited:
     id: str = "bridge-mac-inherited"
     title: str = "Bridge MAC is borrowed from a port (or all zero)"
+    cause: str = "bridge-mac-flap"
 
     def check(self, snap: HostSnapshot) -> list[Finding]:
         out = []
@@ -151,12 +157,9 @@ class BridgeMacInherited:
                         "port_with_same_mac": owner,
                         "detail": detail,
                     },
-                    why=(
-                        "The bridge's MAC belongs to a port: when that port leaves, the MAC "
-                        "neighbours use for the gateway vanishes from the bridge and their "
-                        "frames are flooded to no one (~6 s outage until ARP recovers)."
-                    ),
-                    fix=_pin_fix(snap, br),
+                    why=CAUSES[self.cause].finding_why(self.id),
+                    fix=CAUSES[self.cause].finding_fix(self.id, **_pin_fields(snap, br)),
+                    cause=self.cause,
                 )
             )
         return out
@@ -166,13 +169,14 @@ class BridgeMacInherited:
 class ArpNotifyOff:
     id: str = "bridge-arp-notify-off"
     title: str = "arp_notify is off on an unpinned bridge"
+    cause: str = "bridge-mac-flap"
 
     def check(self, snap: HostSnapshot) -> list[Finding]:
         out = []
         for br in snap.bridges:
             if br.addr_assign_type is None or br.pinned or not snap.ports(br.name):
                 continue
-            key = f"net.ipv4.conf.{br.name}.arp_notify"
+            key = arp_notify_key(br.name)
             value = snap.sysctl_int(key)
             if value is None or value != 0:
                 continue
@@ -183,15 +187,11 @@ class ArpNotifyOff:
                     subject=_subject(snap, br.name),
                     title=self.title,
                     evidence={key: value, "addr_assign_type": _aat(br)},
-                    why=(
-                        "With arp_notify=1 the bridge announces its new MAC with a gratuitous "
-                        "ARP on every change, so neighbours update at once; measured to "
-                        "remove the outages of an unpinned bridge. Pinning is the real fix."
+                    why=CAUSES[self.cause].finding_why(self.id),
+                    fix=CAUSES[self.cause].finding_fix(
+                        self.id, bridge=br.name, netns_flag=_netns_flag(snap)
                     ),
-                    fix=(
-                        f"netsleuth fix bridge {br.name}{_netns_flag(snap)} --arp-notify --apply"
-                        f"; by hand: sysctl -w net.ipv4.conf.{br.name}.arp_notify=1"
-                    ),
+                    cause=self.cause,
                 )
             )
         return out
@@ -207,32 +207,13 @@ def _routed_bridges(snap: HostSnapshot) -> list[tuple[Link, ipaddress.IPv4Networ
     return out
 
 
-def _forward_blocked(snap: HostSnapshot, bridge: str, net: IPNetwork) -> list[str]:
-    """Forward chains with a drop policy that let nothing of ``bridge`` through."""
-    blocked = []
-    for chain in snap.firewall.forward_chains:
-        if chain.policy.lower() != "drop" or chain.accepts_all:
-            continue
-        if bridge in chain.accepts_ifnames:
-            continue
-        if any(_overlaps(net, n) for n in chain.accepts_networks):
-            continue
-        blocked.append(chain.origin)
-    return blocked
-
-
-def _overlaps(net: IPNetwork, text: str) -> bool:
-    try:
-        other = ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        return False
-    return net.version == other.version and net.overlaps(other)
-
-
 @dataclass(frozen=True)
 class NatMissing:
     id: str = "bridge-nat-missing"
     title: str = "Bridge subnet is routed without NAT, or FORWARD drops it"
+    cause: str = "nat-missing"
+    forward_cause: str = "forward-blocked"
+    """The cause of its finding that FORWARD drops the bridge's traffic."""
 
     def check(self, snap: HostSnapshot) -> list[Finding]:
         out: list[Finding] = []
@@ -240,43 +221,34 @@ class NatMissing:
             return out
         egress = {r.ifname for r in snap.routes if r.is_default}
         for br, net in _routed_bridges(snap):
-            if net.is_private and egress - {br.name}:
-                covering = [
-                    r
-                    for r in snap.firewall.nat_rules
-                    if (not r.source or _contains(r.source, net))
-                    and r.out != br.name
-                    and not (r.out and r.out not in egress)
-                ]
-                if not covering:
-                    out.append(
-                        Finding(
-                            rule=self.id,
-                            severity=Severity.WARNING,
-                            subject=_subject(snap, br.name),
-                            title="Private bridge subnet leaves the host without NAT",
-                            evidence={
-                                "subnet": str(net),
-                                "egress": sorted(egress),
-                                "nat_rules_seen": [
-                                    f"{r.origin}: {r.action} {r.source or 'any'}"
-                                    for r in snap.firewall.nat_rules
-                                ],
-                                "firewall": list(snap.firewall.backends),
-                            },
-                            why=(
-                                "Packets from this private subnet are forwarded with their "
-                                "source address unchanged; replies never find their way back."
-                            ),
-                            fix=(
-                                "nft add rule ip nat postrouting ip saddr "
-                                f"{net} oifname != {br.name} masquerade  (or the iptables "
-                                f"equivalent: iptables -t nat -A POSTROUTING -s {net} "
-                                f"! -o {br.name} -j MASQUERADE)"
-                            ),
-                        )
+            if (
+                net.is_private
+                and egress - {br.name}
+                and not nat_covering(snap.firewall.nat_rules, net, br.name, egress)
+            ):
+                out.append(
+                    Finding(
+                        rule=self.id,
+                        severity=Severity.WARNING,
+                        subject=_subject(snap, br.name),
+                        title="Private bridge subnet leaves the host without NAT",
+                        evidence={
+                            "subnet": str(net),
+                            "egress": sorted(egress),
+                            "nat_rules_seen": [
+                                f"{r.origin}: {r.action} {r.source or 'any'}"
+                                for r in snap.firewall.nat_rules
+                            ],
+                            "firewall": list(snap.firewall.backends),
+                        },
+                        why=CAUSES[self.cause].finding_why(self.id),
+                        fix=CAUSES[self.cause].finding_fix(
+                            self.id, subnet=str(net), bridge=br.name
+                        ),
+                        cause=self.cause,
                     )
-            blocked = _forward_blocked(snap, br.name, net)
+                )
+            blocked = forward_blocking(snap.firewall.forward_chains, br.name, net)
             if blocked:
                 out.append(
                     Finding(
@@ -285,32 +257,19 @@ class NatMissing:
                         subject=_subject(snap, br.name),
                         title="FORWARD policy drops the bridge's traffic",
                         evidence={"subnet": str(net), "drop_policy_chains": blocked},
-                        why=(
-                            "The forward hook drops by default and no rule accepts this "
-                            "bridge or its subnet, so its namespaces cannot reach past the host."
-                        ),
-                        fix=(
-                            f"accept it: iptables -I FORWARD -i {br.name} -j ACCEPT; "
-                            f"iptables -I FORWARD -o {br.name} -m conntrack --ctstate "
-                            "RELATED,ESTABLISHED -j ACCEPT (or the nft equivalent)"
-                        ),
+                        why=CAUSES[self.forward_cause].finding_why(self.id),
+                        fix=CAUSES[self.forward_cause].finding_fix(self.id, bridge=br.name),
+                        cause=self.forward_cause,
                     )
                 )
         return out
-
-
-def _contains(source: str, net: IPNetwork) -> bool:
-    try:
-        src = ipaddress.ip_network(source, strict=False)
-    except ValueError:
-        return False
-    return src.version == net.version and net.subnet_of(src)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
 class IpForwardOff:
     id: str = "ip-forward-off"
     title: str = "IPv4 forwarding is off while bridges route namespaces"
+    cause: str = "forward-blocked"
 
     def check(self, snap: HostSnapshot) -> list[Finding]:
         value = snap.sysctl_int("net.ipv4.ip_forward")
@@ -327,15 +286,9 @@ class IpForwardOff:
                     "net.ipv4.ip_forward": value,
                     "bridges": sorted({br.name for br, _ in routed}),
                 },
-                why=(
-                    "Without forwarding the host never routes the bridges' traffic "
-                    "onwards; something (a restarted firewall service, a sysctl.d file) may "
-                    "be turning it off now and then."
-                ),
-                fix=(
-                    f"netsleuth fix ip-forward{_netns_flag(snap)} --apply; persist with "
-                    "net.ipv4.ip_forward=1 in /etc/sysctl.d/"
-                ),
+                why=CAUSES[self.cause].finding_why(self.id),
+                fix=CAUSES[self.cause].finding_fix(self.id, netns_flag=_netns_flag(snap)),
+                cause=self.cause,
             )
         ]
 
@@ -344,6 +297,9 @@ class IpForwardOff:
 class ConntrackPressure:
     id: str = "conntrack-pressure"
     title: str = "Connection tracking table near full or dropping"
+    cause: str = "conntrack-full"
+    race_cause: str = "conntrack-race"
+    """The cause of its finding that inserts fail or packets are dropped."""
 
     def check(self, snap: HostSnapshot) -> list[Finding]:
         ct = snap.conntrack
@@ -359,14 +315,9 @@ class ConntrackPressure:
                     subject=_subject(snap, "nf_conntrack"),
                     title="Connection tracking table near full",
                     evidence={"nf_conntrack_count": ct.count, "nf_conntrack_max": ct.max},
-                    why=(
-                        "When the table is full new flows are dropped (kernel logs "
-                        "'nf_conntrack: table full'), so new DNS lookups fail at random."
-                    ),
-                    fix=(
-                        "raise net.netfilter.nf_conntrack_max (and hashsize), or shorten "
-                        "net.netfilter.nf_conntrack_udp_timeout"
-                    ),
+                    why=CAUSES[self.cause].finding_why(self.id),
+                    fix=CAUSES[self.cause].finding_fix(self.id),
+                    cause=self.cause,
                 )
             )
         growing = ct.insert_failed_later is not None and (
@@ -388,16 +339,9 @@ class ConntrackPressure:
                         else "conntrack has dropped or failed inserts since boot"
                     ),
                     evidence=evidence,
-                    why=(
-                        "insert_failed counts the conntrack race of parallel UDP packets of "
-                        "one socket (glibc sends A and AAAA at once): one of the two DNS "
-                        "queries is dropped and the lookup waits for its 5 s timeout."
-                    ),
-                    fix=(
-                        "in containers set 'options single-request-reopen' (or use-vc) in "
-                        "resolv.conf, or run a node-local DNS cache; on kernels < 5.0 upgrade "
-                        "(the clash resolution fixes landed there)"
-                    ),
+                    why=CAUSES[self.race_cause].finding_why(self.id),
+                    fix=CAUSES[self.race_cause].finding_fix(self.id),
+                    cause=self.race_cause,
                 )
             )
         return out
@@ -407,6 +351,7 @@ class ConntrackPressure:
 class NeighPressure:
     id: str = "neigh-table-pressure"
     title: str = "Neighbour (ARP) table close to gc_thresh3"
+    cause: str = "neighbour-table-full"
 
     def check(self, snap: HostSnapshot) -> list[Finding]:
         nb = snap.neigh
@@ -427,14 +372,9 @@ class NeighPressure:
                     "gc_thresh3": nb.gc_thresh3,
                     "table_fulls": nb.table_fulls,
                 },
-                why=(
-                    "Above gc_thresh3 the kernel refuses new neighbour entries ('neighbour "
-                    "table overflow'): new peers are unreachable until entries are collected."
-                ),
-                fix=(
-                    "raise net.ipv4.neigh.default.gc_thresh1/2/3 (e.g. 4096/8192/16384) in "
-                    "/etc/sysctl.d/"
-                ),
+                why=CAUSES[self.cause].finding_why(self.id),
+                fix=CAUSES[self.cause].finding_fix(self.id),
+                cause=self.cause,
             )
         ]
 
@@ -443,6 +383,7 @@ class NeighPressure:
 class MtuMismatch:
     id: str = "mtu-mismatch"
     title: str = "MTU differs between a bridge, its ports and the egress path"
+    cause: str = "mtu-blackhole"
 
     def check(self, snap: HostSnapshot) -> list[Finding]:
         out = []
@@ -471,16 +412,11 @@ class MtuMismatch:
                         "ports_with_other_mtu": odd,
                         "egress": {e.name: e.mtu for e in egress_links},
                     },
-                    why=(
-                        "Frames larger than the smallest MTU on the path are dropped "
-                        "silently when ICMP 'fragmentation needed' is filtered: small "
-                        "packets (DNS over UDP) work, large ones (TLS, DNS over TCP) hang."
+                    why=CAUSES[self.cause].finding_why(self.id),
+                    fix=CAUSES[self.cause].finding_fix(
+                        self.id, bridge=br.name, netns_flag=_netns_flag(snap)
                     ),
-                    fix=(
-                        f"netsleuth fix mtu {br.name}{_netns_flag(snap)} --apply (sets the "
-                        "bridge and its ports to the smallest MTU on the path); Docker: "
-                        '"mtu" in daemon.json'
-                    ),
+                    cause=self.cause,
                 )
             )
         return out
@@ -490,6 +426,9 @@ class MtuMismatch:
 class BrNetfilter:
     id: str = "br-netfilter-mismatch"
     title: str = "bridge-nf-call-iptables does not fit the firewall in use"
+    cause: str = "br-netfilter-off"
+    forward_cause: str = "forward-blocked"
+    """The cause of its finding that FORWARD drops traffic between ports."""
 
     def check(self, snap: HostSnapshot) -> list[Finding]:
         key = "net.bridge.bridge-nf-call-iptables"
@@ -500,7 +439,7 @@ class BrNetfilter:
                 if len(snap.ports(br.name)) < 2:
                     continue
                 nets = snap.ipv4_networks_of(br.name) or (ipaddress.IPv4Network("0.0.0.0/32"),)
-                blocked = _forward_blocked(snap, br.name, nets[0])
+                blocked = forward_blocking(snap.firewall.forward_chains, br.name, nets[0])
                 if blocked:
                     out.append(
                         Finding(
@@ -509,15 +448,9 @@ class BrNetfilter:
                             subject=_subject(snap, br.name),
                             title="Bridged traffic between ports hits a FORWARD drop policy",
                             evidence={key: value, "drop_policy_chains": blocked},
-                            why=(
-                                "With br_netfilter on, frames switched between two ports of "
-                                "the bridge traverse the iptables FORWARD chain: its drop "
-                                "policy silently cuts traffic between containers on one bridge."
-                            ),
-                            fix=(
-                                f"accept it (iptables -I FORWARD -i {br.name} -o {br.name} -j "
-                                f"ACCEPT) or, if nothing needs it, sysctl -w {key}=0"
-                            ),
+                            why=CAUSES[self.forward_cause].finding_why(self.id),
+                            fix=CAUSES[self.forward_cause].finding_fix(self.id, bridge=br.name),
+                            cause=self.forward_cause,
                         )
                     )
         elif snap.docker and any(snap.ports(b.name) for b in snap.bridges):
@@ -528,15 +461,9 @@ class BrNetfilter:
                     subject=_subject(snap, key),
                     title="Docker runs but bridged traffic bypasses iptables",
                     evidence={key: "module br_netfilter not loaded" if value is None else value},
-                    why=(
-                        "Docker's published ports between containers on one bridge (hairpin "
-                        "NAT) and its inter-container rules need bridged frames to pass "
-                        "iptables; without it those connections time out."
-                    ),
-                    fix=(
-                        f"modprobe br_netfilter && sysctl -w {key}=1 "
-                        "(persist in /etc/modules-load.d/)"
-                    ),
+                    why=CAUSES[self.cause].finding_why(self.id),
+                    fix=CAUSES[self.cause].finding_fix(self.id),
+                    cause=self.cause,
                 )
             )
         return out
@@ -553,6 +480,7 @@ def _is_loopback(addr: str) -> bool:
 class ResolverUnreachable:
     id: str = "resolver-loopback-unreachable"
     title: str = "resolv.conf points at a loopback resolver nothing serves here"
+    cause: str = "resolver-unreachable"
 
     def check(self, snap: HostSnapshot) -> list[Finding]:
         out = []
@@ -580,16 +508,9 @@ class ResolverUnreachable:
                         "unreachable": dead,
                         "udp_53_listeners": sorted(listening),
                     },
-                    why=(
-                        "A loopback address is local to each network namespace: a resolver "
-                        "on the host's 127.0.0.53 does not exist inside this namespace, so "
-                        "its lookups time out (or wait for the next server each time)."
-                    ),
-                    fix=(
-                        "give the namespace its own resolv.conf (/etc/netns/NAME/resolv.conf) "
-                        "naming a resolver it can reach, e.g. the bridge gateway or the "
-                        "upstream servers of /run/systemd/resolve/resolv.conf"
-                    ),
+                    why=CAUSES[self.cause].finding_why(self.id),
+                    fix=CAUSES[self.cause].finding_fix(self.id),
+                    cause=self.cause,
                 )
             )
         return out
@@ -599,6 +520,7 @@ class ResolverUnreachable:
 class DockerBridgeUnpinned:
     id: str = "docker-bridge-unpinned"
     title: str = "Docker uses a pre-created bridge whose MAC is not pinned"
+    cause: str = "bridge-mac-flap"
 
     def check(self, snap: HostSnapshot) -> list[Finding]:
         out = []
@@ -618,13 +540,9 @@ class DockerBridgeUnpinned:
                         "mac": br.mac,
                         "ports": [p.name for p in snap.ports(name)],
                     },
-                    why=(
-                        "Docker pins the MAC only of bridges it creates. On a bridge made "
-                        "by hand every container start/stop can change the gateway MAC: "
-                        "containers then lose DNS and traffic for seconds (the reference "
-                        "case: 33 of 450,000 lookups failed, more during nightly builds)."
-                    ),
-                    fix=_pin_fix(snap, br),
+                    why=CAUSES[self.cause].finding_why(self.id),
+                    fix=CAUSES[self.cause].finding_fix(self.id, **_pin_fields(snap, br)),
+                    cause=self.cause,
                 )
             )
         return out
@@ -634,6 +552,7 @@ class DockerBridgeUnpinned:
 class StrictRpFilter:
     id: str = "rp-filter-strict-asymmetric"
     title: str = "Strict rp_filter on a bridge with asymmetric routes"
+    cause: str = "rp-filter"
 
     def check(self, snap: HostSnapshot) -> list[Finding]:
         out = []
@@ -662,15 +581,9 @@ class StrictRpFilter:
                         f"net.ipv4.conf.{br.name}.rp_filter": own,
                         "asymmetry": reasons,
                     },
-                    why=(
-                        "Strict reverse-path filtering drops packets that arrive on an "
-                        "interface other than the one the reply would leave by; with "
-                        "asymmetric routes some flows are dropped depending on the path."
-                    ),
-                    fix=(
-                        f"sysctl -w net.ipv4.conf.{br.name}.rp_filter=2 and "
-                        "net.ipv4.conf.all.rp_filter=2 (loose), persisted in /etc/sysctl.d/"
-                    ),
+                    why=CAUSES[self.cause].finding_why(self.id),
+                    fix=CAUSES[self.cause].finding_fix(self.id, bridge=br.name),
+                    cause=self.cause,
                 )
             )
         return out
@@ -680,6 +593,7 @@ class StrictRpFilter:
 class OverlappingSubnets:
     id: str = "subnet-overlap"
     title: str = "Bridge subnet overlaps another route"
+    cause: str = "subnet-overlap"
 
     def check(self, snap: HostSnapshot) -> list[Finding]:
         out = []
@@ -705,15 +619,9 @@ class OverlappingSubnets:
                         subject=_subject(snap, br.name),
                         title=self.title,
                         evidence={"subnet": str(net), "overlapping_routes": clashes},
-                        why=(
-                            "Two routes cover the same addresses: depending on prefix length "
-                            "replies for some hosts leave through the wrong interface (a VPN "
-                            "or a second Docker network taking 172.17/16 is typical)."
-                        ),
-                        fix=(
-                            "renumber one side (Docker: 'bip' and 'default-address-pools' in "
-                            "daemon.json; a bridge: its address in the network configuration)"
-                        ),
+                        why=CAUSES[self.cause].finding_why(self.id),
+                        fix=CAUSES[self.cause].finding_fix(self.id),
+                        cause=self.cause,
                     )
                 )
         return out
@@ -723,6 +631,7 @@ class OverlappingSubnets:
 class MacAddressPolicy:
     id: str = "udev-mac-policy"
     title: str = "udev MACAddressPolicy does not pin bridges here"
+    cause: str = "bridge-mac-flap"
 
     def check(self, snap: HostSnapshot) -> list[Finding]:
         unpinned = [
@@ -757,15 +666,9 @@ class MacAddressPolicy:
                     "unpinned_bridges": unpinned,
                     "reason": reason,
                 },
-                why=(
-                    "On systemd hosts udev gives new bridges a persistent MAC "
-                    "(MACAddressPolicy=persistent), which pins them; here that does not "
-                    "happen, so every bridge made by hand or by a tool stays unpinned."
-                ),
-                fix=(
-                    "pin each bridge explicitly (netsleuth fix bridge BR --apply); udev "
-                    "policies are not a substitute where udev does not run"
-                ),
+                why=CAUSES[self.cause].finding_why(self.id),
+                fix=CAUSES[self.cause].finding_fix(self.id),
+                cause=self.cause,
             )
         ]
 
@@ -777,6 +680,7 @@ class StpForwardDelay:
 
     id: str = "bridge-stp-delay"
     title: str = "STP on a container bridge delays every new port"
+    cause: str = "stp-forward-delay"
 
     def check(self, snap: HostSnapshot) -> list[Finding]:
         out = []
@@ -793,12 +697,11 @@ class StpForwardDelay:
                     subject=_subject(snap, br.name),
                     title=self.title,
                     evidence={"stp_state": stp, "forward_delay_s": delay_cs / 100},
-                    why=(
-                        "With STP a port forwards only after listening+learning "
-                        f"(2 x {delay_cs / 100:g} s): a container's first packets "
-                        "(often its DNS lookups) are dropped after each start."
+                    why=CAUSES[self.cause].finding_why(
+                        self.id, forward_delay=f"{delay_cs / 100:g}"
                     ),
-                    fix=f"ip link set dev {br.name} type bridge stp_state 0 (or forward_delay 0)",
+                    fix=CAUSES[self.cause].finding_fix(self.id, bridge=br.name),
+                    cause=self.cause,
                 )
             )
         return out
@@ -821,7 +724,3 @@ RULES: tuple[Rule, ...] = (
     MacAddressPolicy(),
     StpForwardDelay(),
 )
-
-
-def rule_ids(rules: Iterable[Rule] = RULES) -> list[str]:
-    return [r.id for r in rules]

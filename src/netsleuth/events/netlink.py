@@ -29,6 +29,7 @@ from pyroute2.netlink.rtnl import (
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from netsleuth import netns
+from netsleuth.errors import NetsleuthError
 from netsleuth.events.state import (
     AddrMsg,
     FdbMsg,
@@ -193,26 +194,27 @@ class NetlinkMonitor:
         state = self.state
         state.links.clear()
         state.addrs.clear()
+        state.prefixes.clear()
         state.neigh.clear()
-        state.gateway = ""
-        kwargs: dict[str, Any] = {} if self.path is None else {"netns": _netns_arg(self.path)}
-        with IPRoute(**kwargs) as ipr:
-            for msg in ipr.get_links():
-                item = decode(msg)
-                if isinstance(item, LinkMsg):
-                    self.state.links[item.link.index] = item.link
-            for msg in ipr.get_addr(family=AF_INET):
-                item = decode(msg)
-                if isinstance(item, AddrMsg):
-                    self.state.on_addr(item)
-            for msg in ipr.get_routes(family=AF_INET, table=RT_TABLE_MAIN):
-                item = decode(msg)
-                if isinstance(item, RouteMsg) and item.dst == "default" and item.gateway:
-                    self.state.gateway = item.gateway
-            for msg in ipr.get_neighbours(family=AF_INET):
-                item = decode(msg)
-                if isinstance(item, NeighMsg) and item.lladdr:
-                    self.state.neigh[item.ip] = (item.lladdr, item.state)
+        state.fdb.clear()
+        state.gateway, state.gateway_oif = "", 0
+        # dumped from a thread inside the namespace: IPRoute(netns=NAME) would
+        # create a namespace of that name if it had just been deleted
+        dump = _dump if self.fdb else _dump_without_fdb
+        for msg in netns.Namespace.of(self.path).run(dump):
+            item = decode(msg)
+            if isinstance(item, LinkMsg):
+                state.remember(item.link)
+            elif isinstance(item, AddrMsg):
+                state.on_addr(item)
+            elif isinstance(item, RouteMsg):
+                if item.dst == "default" and item.gateway:
+                    state.gateway, state.gateway_oif = item.gateway, item.oif
+            elif isinstance(item, NeighMsg):
+                if item.lladdr:
+                    state.neigh[item.ip] = (item.lladdr, item.state)
+            elif isinstance(item, FdbMsg):
+                state.on_fdb(item)
 
     def start(self) -> NetlinkMonitor:
         self._thread.start()
@@ -278,11 +280,24 @@ class NetlinkMonitor:
                                 continue
                             events.extend(apply(self.state, item))
                     self.sink(events)
-        except OSError as exc:  # ENOBUFS (overrun) or the namespace went away
+        except (OSError, NetsleuthError) as exc:  # the namespace went away
             self.error = exc
 
 
-def _netns_arg(path: str | Path) -> str:
-    """pyroute2 takes a name under /run/netns or a path."""
-    p = Path(path)
-    return p.name if p.parent == netns.NETNS_RUN_DIR else str(p)
+def _dump_without_fdb() -> list[Any]:
+    """Links, IPv4 addresses, main-table routes and neighbours of the calling
+    thread's namespace, as pyroute2 messages (links first)."""
+    with IPRoute() as ipr:
+        return [
+            *ipr.get_links(),
+            *ipr.get_addr(family=AF_INET),
+            *ipr.get_routes(family=AF_INET, table=RT_TABLE_MAIN),
+            *ipr.get_neighbours(family=AF_INET),
+        ]
+
+
+def _dump() -> list[Any]:
+    """:func:`_dump_without_fdb` plus the bridges' forwarding databases."""
+    with IPRoute() as ipr:
+        fdb = list(ipr.get_neighbours(family=AF_BRIDGE))
+    return [*_dump_without_fdb(), *fdb]

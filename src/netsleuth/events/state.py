@@ -9,6 +9,7 @@ when a link's master changes, and so on. No I/O here.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -106,9 +107,15 @@ class NamespaceState:
     addr_assign_type: Callable[[str], int | None] = lambda name: None
     links: dict[int, LinkInfo] = field(default_factory=dict)
     addrs: dict[str, int] = field(default_factory=dict)  # ip -> ifindex
+    prefixes: dict[str, int] = field(default_factory=dict)  # ip -> prefix length
     gateway: str = ""
+    gateway_oif: int = 0  # the interface the default route leaves by
     neigh: dict[str, tuple[str, int]] = field(default_factory=dict)  # ip -> (lladdr, state)
     record_neigh_for: Callable[[str], bool] = lambda ip: True
+    # bridge ifindex -> every MAC it has had while followed (its current one included)
+    mac_history: dict[int, set[str]] = field(default_factory=dict)
+    # (bridge ifindex, MAC) -> (port ifindex, local): the bridges' forwarding databases
+    fdb: dict[tuple[int, str], tuple[int, bool]] = field(default_factory=dict)
 
     def name_of(self, index: int) -> str:
         link = self.links.get(index)
@@ -117,6 +124,20 @@ class NamespaceState:
     def bridge_macs(self, bridge_index: int) -> set[str]:
         """MACs of the ports of a bridge (its local FDB entries) right now."""
         return {link.mac for link in self.links.values() if link.master == bridge_index}
+
+    def ports_of(self, bridge_index: int) -> list[LinkInfo]:
+        return [link for link in self.links.values() if link.master == bridge_index]
+
+    def learned_port(self, bridge_index: int, mac: str) -> int | None:
+        """The port behind which ``mac`` was learned (a remote station), if any."""
+        entry = self.fdb.get((bridge_index, mac))
+        return entry[0] if entry is not None and not entry[1] else None
+
+    def remember(self, link: LinkInfo) -> None:
+        """Seed or update a link without events (initial dumps)."""
+        self.links[link.index] = link
+        if link.kind == "bridge" and link.mac:
+            self.mac_history.setdefault(link.index, set()).add(link.mac)
 
     def _event(
         self, kind: EventKind, ifname: str = "", subject: str = "", /, **detail: Any
@@ -143,7 +164,7 @@ class NamespaceState:
             return events
         if old is not None and not new.kind:
             new = replace(new, kind=old.kind)
-        self.links[new.index] = new
+        self.remember(new)
         if old is None:
             events.append(
                 self._event(EventKind.LINK_ADDED, new.name, kind=new.kind, mac=new.mac, mtu=new.mtu)
@@ -191,16 +212,25 @@ class NamespaceState:
     def on_addr(self, msg: AddrMsg) -> list[NetEvent]:
         if msg.deleted:
             self.addrs.pop(msg.address, None)
+            self.prefixes.pop(msg.address, None)
         else:
             self.addrs[msg.address] = msg.index
+            self.prefixes[msg.address] = msg.prefixlen
         return []
+
+    def subnet_of(self, index: int) -> str:
+        """The first IPv4 network of interface ``index`` (CIDR), or ``""``."""
+        for ip, ifindex in self.addrs.items():
+            if ifindex == index:
+                return str(ipaddress.ip_interface(f"{ip}/{self.prefixes.get(ip, 32)}").network)
+        return ""
 
     def on_route(self, msg: RouteMsg) -> list[NetEvent]:
         if msg.dst == "default":
             if msg.deleted and self.gateway == msg.gateway:
-                self.gateway = ""
+                self.gateway, self.gateway_oif = "", 0
             elif not msg.deleted and msg.gateway:
-                self.gateway = msg.gateway
+                self.gateway, self.gateway_oif = msg.gateway, msg.oif
         kind = EventKind.ROUTE_REMOVED if msg.deleted else EventKind.ROUTE_ADDED
         return [
             self._event(
@@ -234,6 +264,11 @@ class NamespaceState:
 
     def on_fdb(self, msg: FdbMsg) -> list[NetEvent]:
         kind = EventKind.FDB_REMOVED if msg.deleted else EventKind.FDB_ADDED
+        if msg.master and msg.mac:
+            if msg.deleted:
+                self.fdb.pop((msg.master, msg.mac), None)
+            else:
+                self.fdb[(msg.master, msg.mac)] = (msg.index, bool(msg.state & 0x80))
         bridge = self.name_of(msg.master) if msg.master else ""
         return [
             self._event(

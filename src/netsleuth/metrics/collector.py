@@ -111,6 +111,7 @@ class WatchMetrics(Collector):
         self._interfaces = InterfaceLabels(limit=max_interfaces)
         self._events: Counter[tuple[str, str]] = Counter()
         self._stale: dict[str, bool] = {}
+        self._states: dict[tuple[str, str], bool] = {}  # (target, state) -> in it now
         self._stale_total: Counter[str] = Counter()
         self._targets = BoundedValues(max_series)
         self._netns = BoundedValues(max_interfaces)
@@ -185,6 +186,9 @@ class WatchMetrics(Collector):
                 aat = detail.get("addr_assign_type")
                 if isinstance(aat, int):
                     self._pinned[key] = aat == _ADDR_SET
+        elif kind in (EventKind.STATE_ENTERED, EventKind.STATE_LEFT) and event.subject:
+            target = self._targets.get(event.netns)
+            self._states[(target, event.subject)] = kind is EventKind.STATE_ENTERED
         elif kind is EventKind.INVARIANT_VIOLATED:
             self._set_invariant(event.netns, True)
         elif kind is EventKind.INVARIANT_RECOVERED:
@@ -257,6 +261,7 @@ class WatchMetrics(Collector):
                 events=dict(self._events),
                 stale=dict(self._stale),
                 stale_total=dict(self._stale_total),
+                states=dict(self._states),
                 pinned=dict(self._pinned),
                 port_changes=dict(self._port_changes),
                 mac_changes=dict(self._mac_changes),
@@ -276,6 +281,7 @@ class _Snapshot:
     events: dict[tuple[str, str], int] = field(default_factory=dict)
     stale: dict[str, bool] = field(default_factory=dict)
     stale_total: dict[str, int] = field(default_factory=dict)
+    states: dict[tuple[str, str], bool] = field(default_factory=dict)
     pinned: dict[tuple[str, str], bool] = field(default_factory=dict)
     port_changes: dict[tuple[str, str], int] = field(default_factory=dict)
     mac_changes: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -339,6 +345,17 @@ def _families(snap: _Snapshot) -> Iterator[Metric]:
     yield events
     yield stale
     yield stale_total
+
+    states = GaugeMetricFamily(
+        "netsleuth_target_state",
+        "1 while the target is in a state a cause predicts (gateway-mac-gone, nat-missing, "
+        "path-link-down, ...; gateway-at-risk: its gateway MAC is borrowed from a port that "
+        "may leave), 0 once it left it.",
+        labels=["target", "state"],
+    )
+    for (target, state), on in sorted(snap.states.items()):
+        states.add_metric([target, state], 1.0 if on else 0.0)
+    yield states
 
     pinned = GaugeMetricFamily(
         "netsleuth_bridge_mac_pinned",

@@ -60,16 +60,17 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
+from netsleuth.causes import CAUSES
 from netsleuth.model import EventKind, Finding, NetEvent, Severity
 from netsleuth.packets.model import (
     ArpPacket,
     DnsPacket,
+    Fate,
     Hop,
     Interface,
     Journey,
     MacVerdict,
     Packet,
-    Verdict,
     ip_str,
     mac_str,
     qname_str,
@@ -86,7 +87,7 @@ __all__ = [
     "stale_gateway_finding",
 ]
 
-_ANSWERED = str(Verdict.ANSWERED)
+_ANSWERED = str(Fate.ANSWERED)
 _ROLE_RANK = {"client": 0, "bridge": 2, "uplink": 3}
 DEFAULT_WINDOW_NS = 5_000_000_000
 DEFAULT_ATTEMPT_GAP_NS = 500_000_000
@@ -172,7 +173,7 @@ class MatchSummary:
     """Counts over all journeys, kept whatever is retained."""
 
     journeys: int = 0
-    by_verdict: dict[str, int] = field(default_factory=lambda: {str(v): 0 for v in Verdict})
+    by_verdict: dict[str, int] = field(default_factory=lambda: {str(v): 0 for v in Fate})
     stale_gateway: int = 0
     orphan_answers: int = 0
 
@@ -463,11 +464,11 @@ class JourneyMatcher:
         reused_age: int | None = None
         addresses = (o_src, o_port, origin.dst, origin.dport)
         if answered is not None:
-            verdict = Verdict.ANSWERED
+            verdict = Fate.ANSWERED
             rcode = answered.flags & 0xF
             latency = answered.ts_ns - origin.ts_ns
         elif up_answer is not None or back_elsewhere:
-            verdict = Verdict.LOST_ON_RETURN
+            verdict = Fate.LOST_ON_RETURN
             if up_answer is not None:
                 rcode = up_answer.flags & 0xF
         elif left_q is not None:
@@ -476,13 +477,13 @@ class JourneyMatcher:
                 and left_q.sport == o_port
                 and left_q.iface in self._uplink_ifaces
             )
-            verdict = Verdict.ESCAPED_NAT if escaped else Verdict.NAT_UNANSWERED
+            verdict = Fate.ESCAPED_NAT if escaped else Fate.NAT_UNANSWERED
             if escaped:
                 before = self._never_left.get(addresses)
                 if before is not None and 0 < origin.ts_ns - before <= self.conntrack_timeout_ns:
                     reused_age = origin.ts_ns - before
         else:
-            verdict = Verdict.NEVER_LEFT_BRIDGE if self._uplink_known() else Verdict.UNANSWERED
+            verdict = Fate.NEVER_LEFT_BRIDGE if self._uplink_known() else Fate.UNANSWERED
             self._remember_never_left(addresses, origin.ts_ns)
         journey = Journey(
             ts_ns=origin.ts_ns,
@@ -499,7 +500,7 @@ class JourneyMatcher:
             hops=tuple(hops),
             reused_entry_age_ns=reused_age,
         )
-        if verdict in (Verdict.NEVER_LEFT_BRIDGE, Verdict.UNANSWERED):
+        if verdict in (Fate.NEVER_LEFT_BRIDGE, Fate.UNANSWERED):
             # the gateway's next ARP (or the end) tells the bridge's MAC: hold it till then
             self._held.append((journey, origin, queries))
             if len(self._held) > _MAX_HELD:  # bounded, even if no ARP ever comes
@@ -618,6 +619,7 @@ def stale_gateway_finding(journeys: Iterable[Journey], bridge: str = "") -> Find
         if j.mac.port:
             ports.add(j.mac.port)
     subject = bridge or "the bridge"
+    text = CAUSES["bridge-mac-flap"]
     return Finding(
         rule="stale-gateway",
         severity=Severity.CRITICAL,
@@ -634,28 +636,16 @@ def stale_gateway_finding(journeys: Iterable[Journey], bridge: str = "") -> Find
             "bridge_macs_then": sorted(bridge_macs),
             "departed_ports": sorted(ports),
         },
-        why=(
-            "A bridge whose MAC was never set takes the smallest MAC of its ports. A port "
-            "joined, the bridge took its MAC and the containers learned it as their gateway's; "
-            "the port left, the MAC vanished from the bridge, and frames to it were flooded to "
-            "no one — never routed, never NATed — until the containers' neighbour entries "
-            "failed and a broadcast ARP found the new MAC (seconds of total loss). The other "
-            "way round, while a port with a smaller MAC is attached, frames to the bridge's "
-            "previous MAC reach the host marked for another host and are dropped, except "
-            "from the container whose port owns that MAC."
-        ),
-        fix=(
-            f"pin the MAC of {subject}: `ip link set dev {bridge or 'BRIDGE'} address "
-            "<its current MAC>` (sets addr_assign_type 3); `netsleuth fix` does it and writes "
-            "the persistent config"
-        ),
+        why=text.finding_why("stale-gateway"),
+        fix=text.finding_fix("stale-gateway", subject=subject, bridge=bridge or "BRIDGE"),
+        cause=text.id,
     )
 
 
 def escaped_nat_finding(journeys: Iterable[Journey]) -> Finding | None:
     """Name queries that left the uplink untranslated, and, when the capture
     shows it, the un-NATed conntrack entry they reused."""
-    escaped = [j for j in journeys if j.verdict is Verdict.ESCAPED_NAT]
+    escaped = [j for j in journeys if j.verdict is Fate.ESCAPED_NAT]
     if not escaped:
         return None
     ages = sorted(j.reused_entry_age_ns for j in escaped if j.reused_entry_age_ns is not None)
@@ -666,11 +656,8 @@ def escaped_nat_finding(journeys: Iterable[Journey]) -> Finding | None:
         "last_ns": max(j.ts_ns for j in escaped),
         "clients": sorted({j.client for j in escaped})[:20],
     }
-    check = (
-        "`conntrack -L -p udp --dport 53` in the bridge's namespace shows the culprits: "
-        "[UNREPLIED] entries whose reply goes back to the client's own address"
-    )
     if ages:
+        text = CAUSES["stale-conntrack-nat"]
         evidence["entry_age_s_median"] = round(ages[len(ages) // 2] / 1e9, 3)
         evidence["entry_age_s_max"] = round(ages[-1] / 1e9, 3)
         return Finding(
@@ -683,34 +670,18 @@ def escaped_nat_finding(journeys: Iterable[Journey]) -> Finding | None:
                 "left the bridge"
             ),
             evidence=evidence,
-            why=(
-                "With br_netfilter on (bridge-nf-call-iptables=1, as on every Docker host), a "
-                "query the bridge floods — sent to a gateway MAC no port owns any more — passes "
-                "netfilter as bridged traffic and gets a conntrack entry without NAT, since it "
-                "was never routed. Unanswered, the entry lives 30 s (nf_conntrack_udp_timeout). "
-                "A later query from the same source port matches it instead of a new entry, is "
-                "routed out untranslated, and its answer has no way back: a single lost query, "
-                "seconds after the outage itself ended. " + check + "."
-            ),
-            fix=(
-                "remove the flooding: pin the bridge's MAC (`netsleuth fix bridge BRIDGE --apply`, "
-                "which also deletes the entries already left behind); otherwise they expire 30 s "
-                "after the last flooded query"
-            ),
+            why=text.finding_why("stale-conntrack-entry"),
+            fix=text.fix_for(bridge="BRIDGE"),
+            cause=text.id,
         )
+    text = CAUSES["nat-missing"]
     return Finding(
         rule="escaped-nat",
         severity=Severity.WARNING,
         subject="nat",
         title=f"{len(escaped)} DNS queries left the uplink without NAT where others were NATed",
         evidence=evidence,
-        why=(
-            "A query leaves untranslated when it matches a conntrack entry created without NAT "
-            "(NAT is decided only for a connection's first packet) or when no masquerade rule "
-            "covers its source; the answer then has no way back. " + check + "."
-        ),
-        fix=(
-            "look for un-NATed entries of the client's ports (see why) and for the masquerade "
-            "rule's source match; `netsleuth doctor` checks the NAT rules"
-        ),
+        why=text.finding_why("escaped-nat"),
+        fix=text.finding_fix("escaped-nat"),
+        cause=text.id,
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 from netsleuth.analysis import Analysis
 from netsleuth.analysis.stats import format_p, p_phrase
 from netsleuth.errors import NetsleuthError
-from netsleuth.report.json_out import correlation_cells, iso, target_cells
+from netsleuth.report.json_out import cause_cells, correlation_cells, iso, target_cells
 
 __all__ = ["MAX_EPISODE_ROWS", "render_html", "write_html"]
 
@@ -105,6 +105,10 @@ def render_html(analysis: Analysis) -> str:
         if len(a.episodes) > MAX_EPISODE_ROWS
         else ""
     )
+    ranked = _table(
+        ["cause", "", "confidence", "p", "bridge", "strongest evidence (for, or against)"],
+        [(cause_cells(c), "sig" if c.named else "") for c in a.causes],
+    )
     notes = "".join(f"<li>{_e(n)}</li>" for n in a.notes)
     runs = ", ".join(str(r) for r in a.runs) or "-"
     return f"""<!DOCTYPE html>
@@ -121,6 +125,10 @@ def render_html(analysis: Analysis) -> str:
 <p>{_e(v.explanation)}</p>
 <p><b>Fix:</b> {_e(v.fix)}</p>
 </div>
+<h2>Causes, ranked</h2>
+<p class="meta">Every catalogued cause, scored against this record; the first named one is the
+verdict, the others show why they lost. Bold: named.</p>
+<div id="causes">{ranked}</div>
 <h2>Timeline</h2>
 <div class="plot" id="timeline">{timeline_svg(a)}</div>
 <h2>Outage onsets after each event class</h2>

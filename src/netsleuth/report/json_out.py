@@ -7,9 +7,10 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from netsleuth.analysis import Analysis, Correlation, EpisodeDetail, TargetStats
+from netsleuth.analysis import Analysis, CauseScore, Correlation, EpisodeDetail, TargetStats
+from netsleuth.analysis.states import StateEvidence
 
-__all__ = ["JSON_SCHEMA", "MAX_EPISODES", "iso", "to_json"]
+__all__ = ["JSON_SCHEMA", "MAX_EPISODES", "cause_cells", "iso", "to_json"]
 
 JSON_SCHEMA = 1
 MAX_EPISODES = 1000
@@ -38,6 +39,58 @@ def correlation_cells(c: Correlation) -> list[str]:
         f"{100 * c.exposed_share:.1f} %",
         f"{c.relative_risk:.1f}",
     ]
+
+
+def cause_cells(c: CauseScore) -> list[str]:
+    """One ranked cause's row, as both reports show it."""
+    from netsleuth.analysis.stats import format_p
+
+    return [
+        c.cause,
+        "named" if c.named else "not named",
+        c.confidence,
+        format_p(c.p_value),
+        c.bridge or "-",
+        (c.evidence_for[0] if c.named or not c.evidence_against else c.evidence_against[0]),
+    ]
+
+
+def _cause(c: CauseScore) -> dict[str, Any]:
+    return {
+        "cause": c.cause,
+        "title": c.title,
+        "bridge": c.bridge,
+        "confidence": c.confidence,
+        "p_value": c.p_value,
+        "named": c.named,
+        "evidence_for": list(c.evidence_for),
+        "evidence_against": list(c.evidence_against),
+    }
+
+
+def _state(se: StateEvidence) -> dict[str, Any]:
+    return {
+        "cause": se.family,
+        "states": [str(s) for s in se.states],
+        "intervals": len(se.intervals),
+        "outages": se.outages,
+        "aligned": [
+            {
+                "target": a.episode.target,
+                "start": iso(a.episode.start_ns),
+                "state": str(a.interval.state),
+                "bridge": a.interval.bridge or None,
+                "start_offset_ms": a.start_offset_ms,
+                "end_offset_ms": a.end_offset_ms,
+            }
+            for a in se.aligned
+        ],
+        "inside": se.inside,
+        "unexplained": se.unexplained,
+        "quiet": se.quiet,
+        "chance_per_outage": se.chance,
+        "p_value": se.p_value,
+    }
 
 
 def iso(ns: int | None) -> str | None:
@@ -116,6 +169,9 @@ def to_json(analysis: Analysis, *, max_episodes: int = MAX_EPISODES) -> dict[str
             "fix": v.fix,
             "evidence": list(v.evidence),
         },
+        "causes": [_cause(c) for c in a.causes],
+        "states": [_state(se) for se in a.states],
+        "control": a.control,
         "localisation": a.localisation,
         "notes": list(a.notes),
         "targets": [
@@ -127,6 +183,7 @@ def to_json(analysis: Analysis, *, max_episodes: int = MAX_EPISODES) -> dict[str
                 "ci95": [t.ci_low, t.ci_high],
                 "episodes": t.episodes,
                 "longest_s": t.longest_s,
+                "gone_s": t.gone_s,
             }
             for t in a.targets
         ],

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from netsleuth.analysis import Analysis
 from netsleuth.analysis.stats import format_p, p_phrase
-from netsleuth.report.json_out import correlation_cells, iso, target_cells
+from netsleuth.report.json_out import cause_cells, correlation_cells, iso, target_cells
 
 __all__ = ["render_terminal"]
 
@@ -48,7 +48,17 @@ def render_terminal(analysis: Analysis, console: Console) -> None:
         targets.add_column(col, justify="left" if col == "target" else "right")
     for t in a.targets:
         targets.add_row(*target_cells(t))
-    parts: list[Table | Text] = [targets]
+    parts: list[Table | Text] = []
+    if len(a.causes) > 1:
+        ranked = Table(
+            title="Causes, ranked (the first named one is the verdict)", title_justify="left"
+        )
+        for col in ("cause", "", "confidence", "p", "bridge", "strongest evidence"):
+            ranked.add_column(col)
+        for score in a.causes:
+            ranked.add_row(*cause_cells(score), style="bold" if score.named else "dim")
+        parts.append(ranked)
+    parts.append(targets)
 
     if a.correlations:
         corr = Table(

@@ -194,7 +194,13 @@ class ProbeColumns:
 
     @property
     def failed(self) -> npt.NDArray[np.bool_]:
-        return ~np.isin(self.outcome, (Outcome.OK, Outcome.NXDOMAIN))
+        return ~np.isin(self.outcome, (Outcome.OK, Outcome.NXDOMAIN, Outcome.TARGET_GONE))
+
+    @property
+    def gone(self) -> npt.NDArray[np.bool_]:
+        """Attempts recorded while the target was gone (not failures)."""
+        gone: npt.NDArray[np.bool_] = self.outcome == Outcome.TARGET_GONE
+        return gone
 
 
 class Store(Closing):

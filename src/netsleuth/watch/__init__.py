@@ -8,7 +8,7 @@ The CLI and the lab both use it; :mod:`.view` renders its live statistics.
 """
 
 from netsleuth.watch.engine import Observer, WatchConfig, WatchEngine, WatchSummary
-from netsleuth.watch.live import LiveStats, SeriesStats, wilson
+from netsleuth.watch.live import LiveStats, SeriesStats
 from netsleuth.watch.targets import Location, Target, parse_target
 
 __all__ = [
@@ -21,5 +21,4 @@ __all__ = [
     "WatchEngine",
     "WatchSummary",
     "parse_target",
-    "wilson",
 ]

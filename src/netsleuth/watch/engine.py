@@ -6,11 +6,22 @@ process per target, one netlink monitor thread per namespace (the host's and
 each target's), an ``nft monitor`` for the host namespace, optional Docker
 event sources, and the store writer. The calling thread runs :meth:`run`:
 it receives result batches, watches targets come and go, and ticks the view.
+
+The topology is found, not asked for: for each target the engine follows the
+veth its default route leaves by to its peer, the bridge that peer is a port
+of and the namespace holding it (:func:`netsleuth.packets.hops.target_specs`).
+That namespace plays "host" (its bridges, NAT, firewall and link events are
+recorded) unless ``host_netns`` overrides it, and a control target probing
+from it is added when none of the user's targets is there. After every event
+batch each target's path is checked for the states causes predict
+(:mod:`netsleuth.events.paths`): their beginnings and ends are stored as
+``state-entered`` / ``state-left`` events, and gateways at risk are shown.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import subprocess
@@ -25,7 +36,9 @@ from typing import Any, Protocol
 from netsleuth import netns
 from netsleuth.errors import InvalidArgument, NetsleuthError, TargetNotFound
 from netsleuth.events import GatewayInvariant, NetlinkMonitor, NftMonitor, wall_mono
-from netsleuth.model import EventKind, NetEvent, Outcome, ProbeResult
+from netsleuth.events.paths import FirewallView, StateTracker, TargetPath, at_risk, path_states
+from netsleuth.events.state import NamespaceState
+from netsleuth.model import ADDR_ASSIGN_SET, Bridge, EventKind, NetEvent, Outcome, ProbeResult
 from netsleuth.probes import WorkerConfig, parse_probe, spawn_worker
 from netsleuth.store import Store, StoreWriter
 from netsleuth.watch.live import LiveStats
@@ -53,7 +66,8 @@ class WatchConfig:
     duration: float | None = None
     count: int | None = None
     docker_hosts: tuple[str, ...] = ()
-    host_netns: str | None = None  # the namespace playing "host" (the lab's), None: ours
+    host_netns: str | None = None  # the namespace playing "host"; None: found from the targets
+    control: bool = True  # add a control target where the bridges are, if none is given
     label: str = "watch"
     args: dict[str, Any] = field(default_factory=dict)
 
@@ -82,6 +96,9 @@ class WatchSummary:
     events: dict[str, int]
     worker_stats: dict[str, dict[str, Any]]
     stats: LiveStats
+    host_netns: str | None = None  # the namespace that played "host" (None: ours)
+    control: str | None = None  # the control target's label
+    at_risk: dict[str, int] = field(default_factory=dict)  # risk sentence -> times it began
 
 
 class _TargetRunner:
@@ -101,6 +118,13 @@ class _TargetRunner:
         self.gone_since: float | None = None
         self.gone_emitted = 0
         self.error = ""
+        self.peer_ns: str | None = None  # the namespace of its veth's peer ("" ours), if found
+        self.peer = ""
+        self.bridge = ""
+        self.path: TargetPath | None = None
+        self.tracker: StateTracker | None = None
+        self.nat_seen = False
+        self.auto = False  # added by the engine as the host control
 
 
 class WatchEngine:
@@ -123,6 +147,11 @@ class WatchEngine:
         self._nft: NftMonitor | None = None
         self._anchor: netns.SysfsAnchor | None = None
         self._docker: list[Any] = []
+        self._host_netns = config.host_netns  # found from the targets when not given
+        self._control: str | None = None
+        self._pinned: dict[str, bool | None] = {}
+        self._firewall: FirewallView | None = None
+        self._firewall_dirty: tuple[int, int] | None = None  # stamp of the first change unread
         self._runners = [
             _TargetRunner(
                 parse_target(
@@ -137,7 +166,7 @@ class WatchEngine:
         self.run_id = 0
 
     # -- events -----------------------------------------------------------------
-    def _emit(self, events: list[NetEvent]) -> None:
+    def _emit(self, events: list[NetEvent], stamp: tuple[int, int] | None = None) -> None:
         """Sink of every event source (called from their threads)."""
         with self._lock:
             for runner in self._runners:
@@ -145,6 +174,8 @@ class WatchEngine:
                     flip = runner.invariant.check()
                     if flip is not None:
                         events.append(flip)
+            self._watch_bridges(events)
+            events.extend(self._update_states(stamp))
             writer = self._writer
             for event in events:
                 if writer is not None:
@@ -161,44 +192,246 @@ class WatchEngine:
 
     # -- facts --------------------------------------------------------------------
     def _record_bridge_facts(self, store: Store, when: str) -> None:
-        host = self._host
-        if host is None:
-            return
+        """Every bridge of every watched namespace, as a :class:`Bridge` fact."""
+        monitors = [self._host, *(r.monitor for r in self._runners)]
+        for monitor in monitors:
+            if monitor is None:
+                continue
+            for bridge in self._bridges_of(monitor):
+                store.add_fact(
+                    self.run_id,
+                    monitor.label,
+                    "bridge",
+                    bridge.name,
+                    {"when": when, **bridge.to_json()},
+                )
+                if monitor is self._host:
+                    for obs in self.observers:
+                        set_bridge = getattr(obs, "set_bridge", None)
+                        if set_bridge is not None:
+                            set_bridge(bridge.name, bool(bridge.pinned))
+
+    def _bridges_of(self, monitor: NetlinkMonitor) -> list[Bridge]:
         with self._lock:
-            links = dict(host.state.links)
+            links = dict(monitor.state.links)
+        own_ns = monitor is self._host
+        out = []
         for link in links.values():
             if link.kind != "bridge":
                 continue
-            aat = host.addr_assign_type(link.name)
-            arp_notify = self._arp_notify(link.name)
-            ports = sorted(p.name for p in links.values() if p.master == link.index)
-            store.add_fact(
-                self.run_id,
-                "host",
-                "bridge",
-                link.name,
-                {
-                    "when": when,
-                    "mac": link.mac,
-                    "addr_assign_type": aat,
-                    "pinned": aat == 3,
-                    "ports": ports,
-                    "arp_notify": arp_notify,
-                },
+            aat = monitor.addr_assign_type(link.name)
+            if own_ns:
+                self._pinned[link.name] = None if aat is None else aat == ADDR_ASSIGN_SET
+            out.append(
+                Bridge(
+                    name=link.name,
+                    netns=monitor.label,
+                    mac=link.mac,
+                    addr_assign_type=aat,
+                    ports=tuple(sorted(p.name for p in links.values() if p.master == link.index)),
+                    arp_notify=self._arp_notify(monitor, link.name),
+                )
             )
-            for obs in self.observers:
-                set_bridge = getattr(obs, "set_bridge", None)
-                if set_bridge is not None:
-                    set_bridge(link.name, aat == 3)
+        return out
 
-    def _arp_notify(self, bridge: str) -> int | None:
-        key = f"net/ipv4/conf/{bridge}/arp_notify"
+    def _arp_notify(self, monitor: NetlinkMonitor, bridge: str) -> int | None:
         try:
-            if self.config.host_netns is None:
-                return int(Path("/proc/sys", key).read_text())
-            return int(netns.sysctl_get(netns.netns_path(self.config.host_netns), key))
-        except (OSError, ValueError):
-            return None
+            return netns.Namespace.of(monitor.path).arp_notify(bridge)
+        except (OSError, NetsleuthError):
+            return None  # the namespace went away
+
+    # -- states -----------------------------------------------------------------------
+    def _watch_bridges(self, events: Sequence[NetEvent]) -> None:
+        """Keep the pinned flags current and note firewall changes (under the lock)."""
+        for ev in events:
+            if ev.netns != "host":
+                continue
+            if ev.kind is EventKind.MAC_CHANGED and ev.detail.get("kind") == "bridge":
+                aat = ev.detail.get("addr_assign_type")
+                self._pinned[ev.ifname] = None if aat is None else int(aat) == ADDR_ASSIGN_SET
+            elif ev.kind is EventKind.LINK_ADDED and ev.detail.get("kind") == "bridge":
+                self._pinned.pop(ev.ifname, None)
+            elif ev.kind is EventKind.FIREWALL_CHANGED and self._firewall_dirty is None:
+                self._firewall_dirty = (ev.wall_ns, ev.mono_ns)
+
+    def _pinned_of(self, bridge: str) -> bool | None:
+        if bridge not in self._pinned and self._host is not None:
+            aat = self._host.addr_assign_type(bridge)
+            self._pinned[bridge] = None if aat is None else aat == ADDR_ASSIGN_SET
+        return self._pinned.get(bridge)
+
+    def _update_states(self, stamp: tuple[int, int] | None = None) -> list[NetEvent]:
+        """Each target's path states, as events where they changed (under the lock);
+        ``stamp``: when what changed them happened (default: now)."""
+        host = self._host
+        if host is None:
+            return []
+        events: list[NetEvent] = []
+        for runner in self._runners:
+            if runner.tracker is None or runner.path is None or runner.monitor is None:
+                continue
+            states = path_states(
+                runner.path,
+                host.state,
+                runner.monitor.state,
+                pinned=self._pinned_of(runner.path.bridge) if runner.path.bridge else None,
+                firewall=self._firewall,
+                nat_seen=runner.nat_seen,
+            )
+            events.extend(runner.tracker.update(states, stamp))
+        risks = [
+            r.sentence
+            for r in at_risk({r.label: r.tracker.current for r in self._runners if r.tracker})
+        ]
+        for sentence in risks:
+            if sentence not in self.stats.risks:
+                self.stats.risks_seen[sentence] += 1
+        self.stats.risks = risks
+        return events
+
+    def _refresh_firewall(self) -> None:
+        """Re-read the host namespace's nftables rule set (outside the lock).
+        States it changes are stamped with the first firewall event that made
+        it stale, not with when the rule set was read."""
+        from netsleuth.audit.firewall import parse_nft_json
+
+        with self._lock:
+            stamp, self._firewall_dirty = self._firewall_dirty, None
+        argv = netns.exec_argv(self._host_netns, ["nft", "-j", "list", "ruleset"])
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False)
+            doc = json.loads(out.stdout) if out.returncode == 0 else None
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            doc = None
+        host = self._host
+        if not isinstance(doc, dict) or host is None:
+            view = None
+        else:
+            nat, chains = parse_nft_json(doc)
+            with self._lock:  # every interface traffic could leave by: not a bridge or its ports
+                egress = tuple(
+                    sorted(
+                        link.name
+                        for link in host.state.links.values()
+                        if link.kind != "bridge" and not link.master and link.name != "lo"
+                    )
+                )
+            view = FirewallView(tuple(nat), tuple(chains), egress)
+        with self._lock:
+            self._firewall = view
+            for runner in self._runners:
+                path = runner.path
+                if view is not None and path is not None and path.subnet and path.bridge:
+                    runner.nat_seen = runner.nat_seen or view.nat_covers(path.subnet, path.bridge)
+        self._emit([], stamp)
+
+    # -- topology ---------------------------------------------------------------------
+    def _discover(self, runner: _TargetRunner, loc: Location) -> None:
+        """Find the peer of the target's veth, its bridge and their namespace."""
+        from netsleuth.packets.hops import target_specs
+
+        runner.peer_ns, runner.peer, runner.bridge = None, "", ""
+        if loc.path is None or runner.target.kind == "host":
+            return
+        try:
+            specs = target_specs(loc.path, runner.label)
+        except NetsleuthError:
+            return  # no veth, or its peer is in an unnamed namespace: no path to follow
+        for spec in specs:
+            if spec.role == "client":
+                runner.peer_ns, runner.peer = spec.netns, spec.ifname
+            elif spec.role == "bridge":
+                runner.bridge = spec.ifname
+
+    def _choose_host(self) -> None:
+        """The namespace playing host: given, or the one most targets' bridges live in."""
+        if self.config.host_netns is not None:
+            return
+        found = [r.peer_ns for r in self._runners if r.peer_ns is not None]
+        if found:
+            best = max(sorted(set(found)), key=found.count)
+            self._host_netns = best or None
+
+    def _host_identity(self) -> tuple[int, int]:
+        path = (
+            "/proc/self/ns/net"
+            if self._host_netns is None
+            else str(netns.netns_path(self._host_netns))
+        )
+        st = os.stat(path)
+        return (st.st_dev, st.st_ino)
+
+    def _choose_control(self, locations: dict[str, Location]) -> None:
+        """The target probing from the host namespace; one is added when none is."""
+        ident = self._host_identity()
+        for runner in self._runners:
+            loc = locations.get(runner.label)
+            if runner.target.kind == "host" or (loc is not None and loc.identity == ident):
+                self._control = runner.label
+                return
+        if not self.config.control or self.config.host_netns is not None:
+            return
+        if not any(r.peer_ns is not None for r in self._runners):
+            return  # no bridge found behind any target: no namespace to control from
+        runner = _TargetRunner(Target("host", host_netns=self._host_netns))
+        runner.auto = True
+        self._runners.append(runner)
+        self._control = runner.label
+
+    def _follow_path(self, runner: _TargetRunner) -> None:
+        """Complete the target's path from its own namespace's state (under the lock)."""
+        monitor = runner.monitor
+        runner.path, runner.tracker = None, None
+        if monitor is None or runner.peer_ns is None:
+            return
+        if (runner.peer_ns or None) != self._host_netns:
+            self._note(
+                runner.label,
+                EventKind.NOTE,
+                "path not followed",
+                detail=f"its bridge lives in namespace {runner.peer_ns or 'of this process'}, "
+                f"not in the one watched as host ({self._host_netns or 'this process'})",
+            )
+            return
+        state: NamespaceState = monitor.state
+        veth = state.links.get(state.gateway_oif) if state.gateway_oif else None
+        if veth is None:
+            veths = [link for link in state.links.values() if link.kind == "veth"]
+            veth = veths[0] if len(veths) == 1 else None
+        if veth is None:
+            return
+        runner.path = TargetPath(
+            target=runner.label,
+            veth=veth.name,
+            peer=runner.peer,
+            bridge=runner.bridge,
+            subnet=state.subnet_of(veth.index),
+            gateway=state.gateway,
+        )
+        runner.tracker = StateTracker(runner.label, wall_mono)
+        fw = self._firewall
+        if fw is not None and runner.path.subnet and runner.path.bridge:
+            runner.nat_seen = runner.nat_seen or fw.nat_covers(
+                runner.path.subnet, runner.path.bridge
+            )
+
+    def _record_topology(self, store: Store) -> None:
+        store.add_fact(
+            self.run_id,
+            "host",
+            "host",
+            self._host_netns or "",
+            {
+                "netns": self._host_netns,
+                "control": self._control,
+                "found": self.config.host_netns is None,
+            },
+        )
+        for runner in self._runners:
+            if runner.path is not None:
+                store.add_fact(
+                    self.run_id, runner.label, "path", runner.label, runner.path.to_json()
+                )
 
     # -- targets --------------------------------------------------------------------
     def _start_target(self, runner: _TargetRunner, loc: Location) -> None:
@@ -222,10 +455,15 @@ class WatchEngine:
             )
             # Inside a target only the gateway's neighbour entry matters.
             monitor.state.record_neigh_for = lambda ip: ip == monitor.state.gateway
-            runner.monitor = monitor
-            if self._host is not None:
-                runner.invariant = GatewayInvariant(runner.label, self._host.state, monitor.state)
+            with self._lock:
+                runner.monitor = monitor
+                if self._host is not None:
+                    runner.invariant = GatewayInvariant(
+                        runner.label, self._host.state, monitor.state
+                    )
+                self._follow_path(runner)
             monitor.start()
+            self._emit([])  # the states it starts in
 
     def _stop_worker(self, runner: _TargetRunner, wait_s: float) -> None:
         if runner.conn is not None and runner.process is not None:
@@ -299,6 +537,10 @@ class WatchEngine:
             return  # still there: no need to ask anyone (e.g. the Docker API) again
         loc = runner.target.locate()
         if current is not None and (loc is None or loc.identity != current.identity):
+            with self._lock:
+                tracker, runner.tracker, runner.path = runner.tracker, None, None
+            if tracker is not None:
+                self._emit(tracker.close())  # a target that is gone is in no state
             self._stop_worker(runner, 0.0)
             runner.location = None
             runner.gone_since, runner.gone_emitted = now, 0
@@ -311,6 +553,7 @@ class WatchEngine:
         if runner.location is None and loc is not None and not runner.done:
             self._note(runner.label, EventKind.TARGET_BACK, runner.target.ref)
             runner.gone_since = None
+            self._discover(runner, loc)
             self._start_target(runner, loc)
 
     def _emit_gone(self, runner: _TargetRunner, now: float) -> None:
@@ -344,6 +587,15 @@ class WatchEngine:
         self, on_tick: Callable[[LiveStats, float], None] | None = None, tick_interval: float = 0.5
     ) -> WatchSummary:
         cfg = self.config
+        locations: dict[str, Location] = {}
+        for runner in self._runners:
+            loc = runner.target.locate()
+            if loc is None:
+                raise TargetNotFound(_not_found_hint(runner.target))
+            locations[runner.label] = loc
+            self._discover(runner, loc)
+        self._choose_host()
+        self._choose_control(locations)
         store = Store(self.store_path, create=True)
         started = time.monotonic()
         try:
@@ -355,17 +607,20 @@ class WatchEngine:
                     "probes": list(cfg.probes),
                     "rate": cfg.rate,
                     "timeout": cfg.timeout,
-                    "host_netns": cfg.host_netns,
+                    "host_netns": self._host_netns,
+                    "control": self._control,
                 },
             )
             self._writer = StoreWriter(self.store_path, self.run_id)
             self._start_sources()
-            self._record_bridge_facts(store, "start")
+            self._refresh_firewall()
             for runner in self._runners:
-                loc = runner.target.locate()
+                loc = locations.get(runner.label) or runner.target.locate()
                 if loc is None:
                     raise TargetNotFound(_not_found_hint(runner.target))
                 self._start_target(runner, loc)
+            self._record_bridge_facts(store, "start")
+            self._record_topology(store)
             self._loop(started, on_tick, tick_interval)
         finally:
             for runner in self._runners:
@@ -390,6 +645,9 @@ class WatchEngine:
             events=dict(self.stats.events),
             worker_stats={r.label: r.worker_stats for r in self._runners},
             stats=self.stats,
+            host_netns=self._host_netns,
+            control=self._control,
+            at_risk=dict(self.stats.risks_seen),
         )
 
     def _loop(
@@ -418,6 +676,8 @@ class WatchEngine:
                 for runner in self._runners:
                     self._check_presence(runner, now)
                     self._emit_gone(runner, now)
+                if self._firewall_dirty is not None:
+                    self._refresh_firewall()  # at most every 100 ms, however busy nft is
                 next_presence = now + 0.1
             if on_tick is not None and now >= next_tick:
                 on_tick(self.stats, now - started)
@@ -427,11 +687,12 @@ class WatchEngine:
 
     def _start_sources(self) -> None:
         cfg = self.config
-        host_path = None if cfg.host_netns is None else netns.netns_path(cfg.host_netns)
-        if cfg.host_netns is not None:
-            if not netns.exists(cfg.host_netns):
-                raise TargetNotFound(f"host namespace {cfg.host_netns} does not exist")
-            self._anchor = netns.SysfsAnchor(cfg.host_netns)
+        host_ns = self._host_netns
+        host_path = None if host_ns is None else netns.netns_path(host_ns)
+        if host_ns is not None:
+            if not netns.exists(host_ns):
+                raise TargetNotFound(f"host namespace {host_ns} does not exist")
+            self._anchor = netns.SysfsAnchor(host_ns)
             self._anchor.ready()
         anchor = self._anchor
         self._host = NetlinkMonitor(
@@ -443,7 +704,7 @@ class WatchEngine:
             sysfs_root=lambda: anchor.root if anchor else Path("/sys"),
             lock=self._lock,
         ).start()
-        self._nft = NftMonitor("host", cfg.host_netns, self._emit).start()
+        self._nft = NftMonitor("host", host_ns, self._emit).start()
         if cfg.docker_hosts:
             from netsleuth.docker import DockerEventSource
 

@@ -6,20 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from netsleuth.model import ProbeResult
+from netsleuth.model import Outcome, ProbeResult
 
-__all__ = ["LiveStats", "SeriesStats", "wilson"]
-
-
-def wilson(failed: int, total: int) -> tuple[float, float]:
-    """95 % Wilson interval of a failure rate."""
-    if total == 0:
-        return (0.0, 1.0)
-    # scipy.stats costs ~60 MB of memory: only views and summaries load it.
-    from scipy.stats import binomtest
-
-    ci = binomtest(failed, total).proportion_ci(confidence_level=0.95, method="wilson")
-    return (float(ci.low), float(ci.high))
+__all__ = ["LiveStats", "SeriesStats"]
 
 
 @dataclass(slots=True)
@@ -30,8 +19,13 @@ class SeriesStats:
     outage_since_ns: int | None = None  # wall time of the first failure of the current run
     outages: int = 0
     last_ns: int = 0
+    gone: int = 0  # attempts recorded while the target was gone: neither tried nor failed
 
     def add(self, r: ProbeResult) -> None:
+        if r.outcome is Outcome.TARGET_GONE:
+            self.gone += 1
+            self.outage_since_ns = None
+            return
         self.attempts += 1
         self.outcomes[r.outcome.label] += 1
         self.last_ns = max(self.last_ns, r.wall_ns)
@@ -49,6 +43,8 @@ class LiveStats:
     series: dict[tuple[str, str, str], SeriesStats] = field(default_factory=dict)
     events: Counter[str] = field(default_factory=Counter)
     recent_events: list[str] = field(default_factory=list)
+    risks: list[str] = field(default_factory=list)  # gateways at risk right now
+    risks_seen: Counter[str] = field(default_factory=Counter)  # every one, how often it began
 
     def add_results(self, results: list[ProbeResult]) -> None:
         for r in results:

@@ -12,7 +12,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from netsleuth.watch.live import LiveStats, wilson
+from netsleuth.stats import wilson
+from netsleuth.watch.live import LiveStats
 
 __all__ = ["WatchView", "stats_table"]
 
@@ -52,12 +53,12 @@ class WatchView:
         self.line_every = line_every
         self._live: Live | None = None
         self._last_line = 0.0
+        self._risks_printed: list[str] = []
         if console.is_terminal and not quiet:
             self._live = Live(console=console, refresh_per_second=4, transient=False)
 
     def __enter__(self) -> WatchView:
         if self._live is not None:
-            wilson(0, 1)  # load scipy now, not in the first refresh while results queue up
             self._live.start()
         return self
 
@@ -72,8 +73,18 @@ class WatchView:
             return
         if self._live is not None:
             events = Text("\n".join(stats.recent_events[-5:]) or "(no events yet)", style="dim")
-            self._live.update(Group(stats_table(stats, elapsed), Text("last events:"), events))
+            parts: list[Table | Text] = [stats_table(stats, elapsed)]
+            if stats.risks:
+                parts.append(Text("\n".join(f"at risk: {r}" for r in stats.risks), style="yellow"))
+            self._live.update(Group(*parts, Text("last events:"), events))
             return
+        if stats.risks != self._risks_printed:
+            for r in stats.risks:
+                if r not in self._risks_printed:
+                    self.console.print(
+                        f"{elapsed:7.1f}s at risk: {r}", highlight=False, markup=False
+                    )
+            self._risks_printed = list(stats.risks)
         now = time.monotonic()
         if now - self._last_line < self.line_every:
             return
