@@ -6,7 +6,7 @@
 2. event latency: a bridge MAC change -> its row committed in the store;
 3. RSS of the watch process while it stores 1,000,000 probes.
 
-    .venv/bin/python bench/bench_watch.py [--quick]
+    .venv/bin/python bench/bench_watch.py [--quick] [--rates 10000,20000] [--seconds 3]
 """
 
 from __future__ import annotations
@@ -167,9 +167,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (smoke test)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--rates",
+        type=lambda text: [float(r) for r in text.split(",")],
+        help="probe rates of the sweep, comma-separated (default: 2000,5000 with --quick, "
+        "5000 to 30000 in steps of 5000 without)",
+    )
+    parser.add_argument(
+        "--seconds", type=float, help="length of each sweep run (default: 2 with --quick, 5)"
+    )
     args = parser.parse_args()
-    seconds = 2.0 if args.quick else 5.0
-    rates = [2000, 5000] if args.quick else [5000, 10000, 15000, 20000, 25000, 30000]
+    seconds = args.seconds or (2.0 if args.quick else 5.0)
+    rates = args.rates or (
+        [2000, 5000] if args.quick else [5000, 10000, 15000, 20000, 25000, 30000]
+    )
     print(f"python {platform.python_version()} ({sys.executable}), kernel {platform.release()}")
     results: dict[str, object] = {}
     with build_lab(LabConfig()) as topo, tempfile.TemporaryDirectory() as tmpdir:

@@ -2,7 +2,9 @@
 
 - :class:`ProbeResult`: one probe attempt, whatever its outcome.
 - :class:`NetEvent`: one thing that happened on the network (netlink, nftables,
-  Docker, the stale-gateway invariant, a target coming and going).
+  Docker, the stale-gateway invariant, a target coming and going), with a
+  detail typed by its kind (:data:`EventDetail`, :data:`DETAIL_TYPES`; each
+  detail reads and writes the JSON the store keeps).
 - :class:`Finding`: one conclusion of an audit rule or of the report.
 - :class:`Bridge`: what a bridge is at one moment (MAC, how it was assigned,
   ports, arp_notify); ``pinned`` is decided here and nowhere else.
@@ -13,20 +15,40 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 __all__ = [
     "ADDR_ASSIGN_SET",
+    "DETAIL_TYPES",
     "Bridge",
+    "DockerDetail",
+    "EventDetail",
     "EventKind",
+    "FdbDetail",
     "Finding",
+    "FirewallChange",
+    "InvariantDetail",
+    "JsonObject",
+    "JsonValue",
+    "LinkDetail",
+    "MacChange",
+    "MtuChange",
+    "NeighChange",
     "NetEvent",
+    "NoteDetail",
+    "OperChange",
     "Outcome",
+    "PortDetail",
     "ProbeResult",
+    "RawDetail",
+    "RouteDetail",
     "Severity",
     "StateChange",
     "StateKind",
+    "TargetDetail",
+    "detail_from_json",
 ]
 
 
@@ -102,25 +124,6 @@ class ProbeResult:
     outcome: Outcome
     latency_ns: int | None = None
     answer: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class NetEvent:
-    """One network event, stamped like :class:`ProbeResult`.
-
-    ``netns`` names where it was seen (``host`` or a target), ``ifname`` the
-    interface it is about (if any), ``subject`` what it relates to (the bridge
-    of a port event, the gateway address of a neighbour event, a container
-    name), and ``detail`` the rest (old/new MAC, state, ...).
-    """
-
-    wall_ns: int
-    mono_ns: int
-    netns: str
-    kind: EventKind
-    ifname: str = ""
-    subject: str = ""
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 class Severity(enum.IntEnum):
@@ -242,6 +245,356 @@ class StateKind(enum.StrEnum):
         return self is not StateKind.GATEWAY_AT_RISK
 
 
+# -- event details ----------------------------------------------------------------
+#
+# One frozen dataclass per kind of event says what its ``detail`` holds. The
+# store keeps a detail as the JSON object of ``to_json()``; ``from_json()``
+# reads one back, ignoring keys it does not know and taking a missing key as
+# empty, and raises TypeError/ValueError on a value of the wrong type.
+# detail_from_json() is the one way from stored JSON to a detail: what does
+# not fit its kind becomes a RawDetail.
+
+JsonValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None"
+"""A value JSON can hold."""
+JsonObject: TypeAlias = dict[str, JsonValue]
+"""A detail as the store keeps it."""
+_Json: TypeAlias = Mapping[str, object]  # what from_json() reads
+
+
+def _text(data: _Json, key: str, default: str = "") -> str:
+    value = data.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise TypeError(f"{key}: {value!r} is not a string")
+    return value
+
+
+def _opt_text(data: _Json, key: str) -> str | None:
+    return None if data.get(key) is None else _text(data, key)
+
+
+def _opt_int(data: _Json, key: str) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{key}: {value!r} is not an integer")
+    return value
+
+
+def _int(data: _Json, key: str) -> int:
+    value = _opt_int(data, key)
+    return 0 if value is None else value
+
+
+def _flag(data: _Json, key: str) -> bool:
+    value = data.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise TypeError(f"{key}: {value!r} is not true or false")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class LinkDetail:
+    """``link-added`` / ``link-removed``: the link's kind (``bridge``,
+    ``veth``, ``""`` ...), MAC and MTU (None on removal: not recorded).
+    ``master`` is the bridge it is a port of, when the source names it."""
+
+    kind: str = ""
+    mac: str = ""
+    mtu: int | None = None
+    master: str = ""
+
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {"kind": self.kind, "mac": self.mac}
+        if self.mtu is not None:
+            out["mtu"] = self.mtu
+        if self.master:
+            out["master"] = self.master
+        return out
+
+    @classmethod
+    def from_json(cls, data: _Json) -> LinkDetail:
+        return cls(
+            _text(data, "kind"), _text(data, "mac"), _opt_int(data, "mtu"), _text(data, "master")
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PortDetail:
+    """``port-joined`` / ``port-left``: the port's MAC (the bridge is the
+    event's ``subject``)."""
+
+    mac: str = ""
+
+    def to_json(self) -> JsonObject:
+        return {"mac": self.mac}
+
+    @classmethod
+    def from_json(cls, data: _Json) -> PortDetail:
+        return cls(_text(data, "mac"))
+
+
+@dataclass(frozen=True, slots=True)
+class MacChange:
+    """``mac-changed``: the old and new MAC, the link's kind and its
+    ``addr_assign_type`` after the change (None when unreadable; see
+    :class:`Bridge`)."""
+
+    old: str = ""
+    new: str = ""
+    kind: str = ""
+    addr_assign_type: int | None = None
+
+    def to_json(self) -> JsonObject:
+        return {
+            "old": self.old,
+            "new": self.new,
+            "kind": self.kind,
+            "addr_assign_type": self.addr_assign_type,
+        }
+
+    @classmethod
+    def from_json(cls, data: _Json) -> MacChange:
+        return cls(
+            _text(data, "old"),
+            _text(data, "new"),
+            _text(data, "kind"),
+            _opt_int(data, "addr_assign_type"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OperChange:
+    """``oper-changed``: the old and new operational state (``UP``, ``DOWN`` ...)."""
+
+    old: str = ""
+    new: str = ""
+
+    def to_json(self) -> JsonObject:
+        return {"old": self.old, "new": self.new}
+
+    @classmethod
+    def from_json(cls, data: _Json) -> OperChange:
+        return cls(_text(data, "old"), _text(data, "new"))
+
+
+@dataclass(frozen=True, slots=True)
+class MtuChange:
+    """``mtu-changed``: the old and new MTU."""
+
+    old: int = 0
+    new: int = 0
+
+    def to_json(self) -> JsonObject:
+        return {"old": self.old, "new": self.new}
+
+    @classmethod
+    def from_json(cls, data: _Json) -> MtuChange:
+        return cls(_int(data, "old"), _int(data, "new"))
+
+
+@dataclass(frozen=True, slots=True)
+class NeighChange:
+    """``neigh-changed``: the entry's state (``STALE``, ``FAILED``, ``DELETED``
+    ...) and MAC, before and after (the address is the event's ``subject``)."""
+
+    state: str = ""
+    lladdr: str = ""
+    old_state: str = ""
+    old_lladdr: str = ""
+
+    def to_json(self) -> JsonObject:
+        return {
+            "state": self.state,
+            "lladdr": self.lladdr,
+            "old_state": self.old_state,
+            "old_lladdr": self.old_lladdr,
+        }
+
+    @classmethod
+    def from_json(cls, data: _Json) -> NeighChange:
+        return cls(
+            _text(data, "state"),
+            _text(data, "lladdr"),
+            _text(data, "old_state"),
+            _text(data, "old_lladdr"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FdbDetail:
+    """``fdb-added`` / ``fdb-removed``: the MAC, and whether the entry is the
+    bridge's own (a port's address) rather than learned."""
+
+    mac: str = ""
+    local: bool = False
+
+    def to_json(self) -> JsonObject:
+        return {"mac": self.mac, "local": self.local}
+
+    @classmethod
+    def from_json(cls, data: _Json) -> FdbDetail:
+        return cls(_text(data, "mac"), _flag(data, "local"))
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDetail:
+    """``route-added`` / ``route-removed``: the gateway (the destination is the
+    event's ``subject``)."""
+
+    gateway: str = ""
+
+    def to_json(self) -> JsonObject:
+        return {"gateway": self.gateway}
+
+    @classmethod
+    def from_json(cls, data: _Json) -> RouteDetail:
+        return cls(_text(data, "gateway"))
+
+
+@dataclass(frozen=True, slots=True)
+class FirewallChange:
+    """``firewall-changed``: the operation (``add``, ``delete`` ...), the
+    object (``rule``, ``chain`` ...), a one-line summary and whether it
+    touches NAT."""
+
+    op: str = ""
+    object: str = ""
+    summary: str = ""
+    nat: bool = False
+
+    def to_json(self) -> JsonObject:
+        return {"op": self.op, "object": self.object, "summary": self.summary, "nat": self.nat}
+
+    @classmethod
+    def from_json(cls, data: _Json) -> FirewallChange:
+        return cls(
+            _text(data, "op"), _text(data, "object"), _text(data, "summary"), _flag(data, "nat")
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InvariantDetail:
+    """``invariant-violated`` / ``invariant-recovered``: the gateway's MAC,
+    the MAC the target's entry holds, the gateway's bridge, and whether that
+    MAC still belongs to one of the bridge's ports (frames still arrive)."""
+
+    gateway_mac: str = ""
+    neigh_mac: str = ""
+    bridge: str = ""
+    owned_by_port: bool = False
+
+    def to_json(self) -> JsonObject:
+        return {
+            "gateway_mac": self.gateway_mac,
+            "neigh_mac": self.neigh_mac,
+            "bridge": self.bridge,
+            "owned_by_port": self.owned_by_port,
+        }
+
+    @classmethod
+    def from_json(cls, data: _Json) -> InvariantDetail:
+        return cls(
+            _text(data, "gateway_mac"),
+            _text(data, "neigh_mac"),
+            _text(data, "bridge"),
+            _flag(data, "owned_by_port"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TargetDetail:
+    """``target-gone`` / ``target-back``: why it went (empty on return)."""
+
+    reason: str = ""
+
+    def to_json(self) -> JsonObject:
+        return {"reason": self.reason} if self.reason else {}
+
+    @classmethod
+    def from_json(cls, data: _Json) -> TargetDetail:
+        return cls(_text(data, "reason"))
+
+
+@dataclass(frozen=True, slots=True)
+class DockerDetail:
+    """``docker``: one Engine API event of ``daemon``: its action and type,
+    the container's ID and image; ``network``/``network_id`` for a network
+    event (the container is then an attribute), ``exit_code``/``signal`` when
+    the daemon gives them."""
+
+    action: str = ""
+    type: str = "container"
+    daemon: str = ""
+    id: str = ""
+    image: str = ""
+    network: str | None = None
+    network_id: str | None = None
+    exit_code: int | None = None
+    signal: str | None = None
+
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {
+            "action": self.action,
+            "type": self.type,
+            "daemon": self.daemon,
+            "id": self.id,
+            "image": self.image,
+        }
+        for key, value in (
+            ("network", self.network),
+            ("network_id", self.network_id),
+            ("exit_code", self.exit_code),
+            ("signal", self.signal),
+        ):
+            if value is not None:
+                out[key] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: _Json) -> DockerDetail:
+        return cls(
+            action=_text(data, "action"),
+            type=_text(data, "type", "container"),
+            daemon=_text(data, "daemon"),
+            id=_text(data, "id"),
+            image=_text(data, "image"),
+            network=_opt_text(data, "network"),
+            network_id=_opt_text(data, "network_id"),
+            exit_code=_opt_int(data, "exit_code"),
+            signal=_opt_text(data, "signal"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NoteDetail:
+    """``note``: a remark on the timeline (``text``, JSON key ``detail``), or
+    a ``message`` about the Docker ``daemon`` whose event stream ended."""
+
+    text: str = ""
+    daemon: str = ""
+    message: str = ""
+
+    def to_json(self) -> JsonObject:
+        return {
+            key: value
+            for key, value in (
+                ("detail", self.text),
+                ("daemon", self.daemon),
+                ("message", self.message),
+            )
+            if value
+        }
+
+    @classmethod
+    def from_json(cls, data: _Json) -> NoteDetail:
+        return cls(_text(data, "detail"), _text(data, "daemon"), _text(data, "message"))
+
+
 @dataclass(frozen=True, slots=True)
 class StateChange:
     """The detail of a state event: which state, on which bridge, and what
@@ -256,7 +609,7 @@ class StateChange:
     subnet: str = ""
     note: str = ""
 
-    def to_detail(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             k: v
             for k, v in (
@@ -272,13 +625,111 @@ class StateChange:
         }
 
     @classmethod
-    def from_detail(cls, detail: dict[str, Any]) -> StateChange:
+    def from_json(cls, data: _Json) -> StateChange:
+        """Raises ValueError for a state this version does not know."""
         return cls(
-            state=StateKind(str(detail["state"])),
-            bridge=str(detail.get("bridge", "")),
-            mac=str(detail.get("mac", "")),
-            port=str(detail.get("port", "")),
-            link=str(detail.get("link", "")),
-            subnet=str(detail.get("subnet", "")),
-            note=str(detail.get("note", "")),
+            state=StateKind(_text(data, "state")),
+            bridge=_text(data, "bridge"),
+            mac=_text(data, "mac"),
+            port=_text(data, "port"),
+            link=_text(data, "link"),
+            subnet=_text(data, "subnet"),
+            note=_text(data, "note"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RawDetail:
+    """A stored detail that does not fit its kind (a corrupt row, or one
+    written by another version), kept as it was read."""
+
+    data: JsonObject = field(default_factory=dict)
+
+    def to_json(self) -> JsonObject:
+        return dict(self.data)
+
+
+_KindDetail: TypeAlias = (
+    LinkDetail
+    | PortDetail
+    | MacChange
+    | OperChange
+    | MtuChange
+    | NeighChange
+    | FdbDetail
+    | RouteDetail
+    | FirewallChange
+    | InvariantDetail
+    | StateChange
+    | TargetDetail
+    | DockerDetail
+    | NoteDetail
+)
+EventDetail: TypeAlias = _KindDetail | RawDetail
+"""The ``detail`` of a :class:`NetEvent`: the type :data:`DETAIL_TYPES` gives
+its kind, or a :class:`RawDetail`."""
+
+DETAIL_TYPES: Mapping[EventKind, type[_KindDetail]] = {
+    EventKind.LINK_ADDED: LinkDetail,
+    EventKind.LINK_REMOVED: LinkDetail,
+    EventKind.PORT_JOINED: PortDetail,
+    EventKind.PORT_LEFT: PortDetail,
+    EventKind.MAC_CHANGED: MacChange,
+    EventKind.OPER_CHANGED: OperChange,
+    EventKind.MTU_CHANGED: MtuChange,
+    EventKind.NEIGH_CHANGED: NeighChange,
+    EventKind.FDB_ADDED: FdbDetail,
+    EventKind.FDB_REMOVED: FdbDetail,
+    EventKind.ROUTE_ADDED: RouteDetail,
+    EventKind.ROUTE_REMOVED: RouteDetail,
+    EventKind.FIREWALL_CHANGED: FirewallChange,
+    EventKind.INVARIANT_VIOLATED: InvariantDetail,
+    EventKind.INVARIANT_RECOVERED: InvariantDetail,
+    EventKind.STATE_ENTERED: StateChange,
+    EventKind.STATE_LEFT: StateChange,
+    EventKind.TARGET_GONE: TargetDetail,
+    EventKind.TARGET_BACK: TargetDetail,
+    EventKind.DOCKER: DockerDetail,
+    EventKind.NOTE: NoteDetail,
+}
+"""The detail type of each kind of event."""
+
+
+def detail_from_json(kind: EventKind | str, data: object) -> EventDetail:
+    """The detail of an event of ``kind`` from its stored JSON. What does not
+    fit (not an object, a value of the wrong type, an unknown state or kind)
+    becomes a :class:`RawDetail`; this never raises."""
+    if not isinstance(data, dict):
+        return RawDetail()
+    try:
+        return DETAIL_TYPES[EventKind(kind)].from_json(data)
+    except (KeyError, TypeError, ValueError):
+        return RawDetail(data)
+
+
+_NO_DETAIL = RawDetail()  # NetEvent's default, replaced by the kind's empty detail
+
+
+@dataclass(frozen=True, slots=True)
+class NetEvent:
+    """One network event, stamped like :class:`ProbeResult`.
+
+    ``netns`` names where it was seen (``host`` or a target), ``ifname`` the
+    interface it is about (if any), ``subject`` what it relates to (the bridge
+    of a port event, the gateway address of a neighbour event, a container
+    name), and ``detail`` the rest (old/new MAC, state, ...), of the type
+    :data:`DETAIL_TYPES` gives the kind. An event made without a detail gets
+    its kind's empty one (what reading back ``{}`` gives).
+    """
+
+    wall_ns: int
+    mono_ns: int
+    netns: str
+    kind: EventKind
+    ifname: str = ""
+    subject: str = ""
+    detail: EventDetail = _NO_DETAIL
+
+    def __post_init__(self) -> None:
+        if self.detail is _NO_DETAIL:
+            object.__setattr__(self, "detail", detail_from_json(self.kind, {}))

@@ -25,7 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netsleuth.model import EventKind, NetEvent, Outcome, ProbeResult
+from netsleuth.model import (
+    EventDetail,
+    EventKind,
+    FirewallChange,
+    InvariantDetail,
+    MacChange,
+    NetEvent,
+    Outcome,
+    PortDetail,
+    ProbeResult,
+)
 from netsleuth.store import Store, StoreWriter
 
 __all__ = ["SCENARIOS", "Synthetic", "generate", "write_store"]
@@ -46,9 +56,9 @@ class Synthetic:
 
 
 def _ev(
-    t: int, netns: str, ev_kind: EventKind, ifname: str = "", subject: str = "", **d: Any
+    t: int, netns: str, ev_kind: EventKind, ifname: str, subject: str, *, detail: EventDetail
 ) -> NetEvent:
-    return NetEvent(t, t, netns, ev_kind, ifname, subject, dict(d))
+    return NetEvent(t, t, netns, ev_kind, ifname, subject, detail)
 
 
 def generate(
@@ -80,7 +90,9 @@ def generate(
     cycle = 0
     while churn and t < end_ns:
         port = f"lv{cycle}"
-        events.append(_ev(t, "host", EventKind.PORT_JOINED, port, BRIDGE, mac=low_mac))
+        events.append(
+            _ev(t, "host", EventKind.PORT_JOINED, port, BRIDGE, detail=PortDetail(low_mac))
+        )
         if not pinned:
             events.append(
                 _ev(
@@ -88,16 +100,18 @@ def generate(
                     "host",
                     EventKind.MAC_CHANGED,
                     BRIDGE,
-                    old=bridge_mac,
-                    new=low_mac,
-                    addr_assign_type=1,
-                    kind="bridge",
+                    "",
+                    detail=MacChange(
+                        old=bridge_mac, new=low_mac, kind="bridge", addr_assign_type=1
+                    ),
                 )
             )
         left = t + 2 * _S
         if left >= end_ns:
             break
-        events.append(_ev(left, "host", EventKind.PORT_LEFT, port, BRIDGE, mac=low_mac))
+        events.append(
+            _ev(left, "host", EventKind.PORT_LEFT, port, BRIDGE, detail=PortDetail(low_mac))
+        )
         if not pinned:
             events.append(
                 _ev(
@@ -105,10 +119,10 @@ def generate(
                     "host",
                     EventKind.MAC_CHANGED,
                     BRIDGE,
-                    old=low_mac,
-                    new=bridge_mac,
-                    addr_assign_type=1,
-                    kind="bridge",
+                    "",
+                    detail=MacChange(
+                        old=low_mac, new=bridge_mac, kind="bridge", addr_assign_type=1
+                    ),
                 )
             )
         if scenario == "flap":
@@ -121,11 +135,14 @@ def generate(
                         onset,
                         ns,
                         EventKind.INVARIANT_VIOLATED,
-                        subject="198.18.0.1",
-                        gateway_mac=low_mac,
-                        neigh_mac=low_mac,
-                        bridge=BRIDGE,
-                        owned_by_port=False,
+                        "",
+                        "198.18.0.1",
+                        detail=InvariantDetail(
+                            gateway_mac=low_mac,
+                            neigh_mac=low_mac,
+                            bridge=BRIDGE,
+                            owned_by_port=False,
+                        ),
                     )
                 )
                 events.append(
@@ -133,11 +150,14 @@ def generate(
                         end,
                         ns,
                         EventKind.INVARIANT_RECOVERED,
-                        subject="198.18.0.1",
-                        gateway_mac=bridge_mac,
-                        neigh_mac=bridge_mac,
-                        bridge=BRIDGE,
-                        owned_by_port=True,
+                        "",
+                        "198.18.0.1",
+                        detail=InvariantDetail(
+                            gateway_mac=bridge_mac,
+                            neigh_mac=bridge_mac,
+                            bridge=BRIDGE,
+                            owned_by_port=True,
+                        ),
                     )
                 )
         t += 3 * _S
@@ -153,8 +173,9 @@ def generate(
                         t,
                         "host",
                         EventKind.FIREWALL_CHANGED,
-                        summary="masquerade removed",
-                        nat=True,
+                        "",
+                        "",
+                        detail=FirewallChange(summary="masquerade removed", nat=True),
                     )
                 )
                 events.append(
@@ -162,8 +183,9 @@ def generate(
                         gone,
                         "host",
                         EventKind.FIREWALL_CHANGED,
-                        summary="masquerade added",
-                        nat=True,
+                        "",
+                        "",
+                        detail=FirewallChange(summary="masquerade added", nat=True),
                     )
                 )
             for ns in spaces:

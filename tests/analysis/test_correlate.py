@@ -14,7 +14,15 @@ from netsleuth.analysis.correlate import (
     correlate,
     merge_simultaneous,
 )
-from netsleuth.model import EventKind, NetEvent
+from netsleuth.model import (
+    DockerDetail,
+    EventDetail,
+    EventKind,
+    FirewallChange,
+    InvariantDetail,
+    MacChange,
+    NetEvent,
+)
 
 S = 1_000_000_000
 STEP = S // 20
@@ -26,9 +34,12 @@ def ev(
     netns: str = "host",
     ifname: str = "",
     subject: str = "",
-    **d: object,
+    *,
+    detail: EventDetail | None = None,
 ) -> NetEvent:
-    return NetEvent(t, t, netns, ev_kind, ifname, subject, dict(d))
+    if detail is None:
+        return NetEvent(t, t, netns, ev_kind, ifname, subject)
+    return NetEvent(t, t, netns, ev_kind, ifname, subject, detail)
 
 
 def at_risk(target: str, onsets: list[int], seconds: int) -> AtRisk:
@@ -40,17 +51,23 @@ def at_risk(target: str, onsets: list[int], seconds: int) -> AtRisk:
 
 
 def test_classify_names_bridges_and_ignores_recoveries() -> None:
-    mac = classify(ev(0, EventKind.MAC_CHANGED, ifname="br0", kind="bridge"))
+    mac = classify(ev(0, EventKind.MAC_CHANGED, ifname="br0", detail=MacChange(kind="bridge")))
     assert mac is not None and (mac.key, mac.bridge) == ("mac-changed:br0", "br0")
     left = classify(ev(0, EventKind.PORT_LEFT, ifname="veth1", subject="br0"))
     assert left is not None and (left.key, left.bridge) == ("port-left:br0", "br0")
     inv = classify(
-        ev(0, EventKind.INVARIANT_VIOLATED, "netns:a", subject="198.18.0.1", bridge="br0")
+        ev(
+            0,
+            EventKind.INVARIANT_VIOLATED,
+            "netns:a",
+            subject="198.18.0.1",
+            detail=InvariantDetail(bridge="br0"),
+        )
     )
     assert inv is not None and inv.bridge == "br0"
-    nat = classify(ev(0, EventKind.FIREWALL_CHANGED, nat=True))
+    nat = classify(ev(0, EventKind.FIREWALL_CHANGED, detail=FirewallChange(nat=True)))
     assert nat is not None and nat.key == "firewall-changed:nat@host"
-    dock = classify(ev(0, EventKind.DOCKER, subject="c1", action="die"))
+    dock = classify(ev(0, EventKind.DOCKER, subject="c1", detail=DockerDetail("die")))
     assert dock is not None and dock.key == "docker:die"
     other = classify(ev(0, EventKind.MAC_CHANGED, ifname="eth0"))
     assert other is not None and other.bridge is None
@@ -72,7 +89,9 @@ def test_planted_cause_is_found_and_bystander_is_not() -> None:
     bystander = [int(rnd.uniform(1, 119) * S) for _ in range(25)]
     onsets = [t + rnd.randrange(0, 40_000_000) for t in cause]
     events = [ev(t, EventKind.PORT_LEFT, ifname="v", subject="br0") for t in cause]
-    events += [ev(t, EventKind.DOCKER, subject="c", action="start") for t in bystander]
+    events += [
+        ev(t, EventKind.DOCKER, subject="c", detail=DockerDetail("start")) for t in bystander
+    ]
     result = correlate(
         [at_risk("netns:a", onsets, 120)], events, probe_interval_ns=STEP, span_ns=120 * S
     )
@@ -89,7 +108,12 @@ def test_random_events_are_not_significant_for_any_seed() -> None:
         rnd = random.Random(seed)
         onsets = sorted(int(rnd.uniform(0, 300) * S) for _ in range(40))
         events = [
-            ev(int(rnd.uniform(0, 300) * S), EventKind.MAC_CHANGED, ifname="br0", kind="bridge")
+            ev(
+                int(rnd.uniform(0, 300) * S),
+                EventKind.MAC_CHANGED,
+                ifname="br0",
+                detail=MacChange(kind="bridge"),
+            )
             for _ in range(100)
         ]
         result = correlate(
@@ -101,7 +125,13 @@ def test_random_events_are_not_significant_for_any_seed() -> None:
 def test_namespace_events_only_expose_their_own_target() -> None:
     onsets_a = [10 * S, 30 * S, 50 * S, 70 * S, 90 * S]
     events = [
-        ev(t - 10_000_000, EventKind.INVARIANT_VIOLATED, "netns:a", subject="gw", bridge="br0")
+        ev(
+            t - 10_000_000,
+            EventKind.INVARIANT_VIOLATED,
+            "netns:a",
+            subject="gw",
+            detail=InvariantDetail(bridge="br0"),
+        )
         for t in onsets_a
     ]
     result = correlate(

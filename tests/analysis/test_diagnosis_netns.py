@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from netsleuth.analysis import Analysis, analyze
-from netsleuth.model import EventKind, Outcome
+from netsleuth.model import EventKind, Outcome, StateChange
 from netsleuth.store import Store
 from netsleuth.watch import WatchConfig, WatchEngine
 
@@ -214,7 +214,8 @@ def test_the_cause_is_named_from_the_first_outage_on_a_growing_store(
     assert any(e.subject == "gateway-at-risk" for e in entered)  # warned before it failed
     risk = next(e for e in entered if e.subject == "gateway-at-risk")
     gone = next(e for e in entered if e.subject == "gateway-mac-gone")
-    assert risk.wall_ns < gone.wall_ns and risk.detail["port"] == "vjob1"
+    assert risk.wall_ns < gone.wall_ns
+    assert isinstance(risk.detail, StateChange) and risk.detail.port == "vjob1"
     with Store(store_path) as store:
         control = [p for p in store.probes() if p.target == "host"]
     assert control and all(p.outcome is Outcome.OK for p in control)

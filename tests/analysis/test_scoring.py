@@ -20,11 +20,9 @@ from netsleuth.analysis import (
     StateInterval,
     Verdict,
     align,
-    localise,
     score_all,
     verdict_of,
 )
-from netsleuth.analysis.control import target_stats
 from netsleuth.causes import CAUSES
 from netsleuth.model import StateChange, StateKind
 
@@ -112,21 +110,6 @@ def test_fallbacks_without_a_named_correlation() -> None:
     race = decide([], [], "namespaces", eps(10, failed=1), dns_only=True)
     assert (race.cause, race.confidence) == ("conntrack-race", "low")
     assert decide([], [], "namespaces", eps(10), dns_only=True).cause == "unknown"
-
-
-def test_localisation_from_the_host_control() -> None:
-    none = target_stats({"host": (1000, 0), "netns:a": (1000, 0)}, [])
-    assert localise(none)[0] == "none"
-    inside = target_stats({"host": (1000, 0), "netns:a": (1000, 40)}, [])
-    where, text = localise(inside)
-    assert where == "namespaces" and "host control did not fail" in text
-    everywhere = target_stats({"host": (1000, 30), "netns:a": (1000, 35)}, [])
-    assert localise(everywhere)[0] == "everywhere"
-    few = target_stats({"host": (1000, 0), "netns:a": (1000, 1)}, [])
-    assert localise(few)[0] == "some-targets"  # one failure proves nothing
-    no_control = target_stats({"netns:a": (1000, 5), "netns:b": (1000, 4)}, [])
-    where, text = localise(no_control)
-    assert where == "all-targets" and "host as a control target" in text
 
 
 # -- state evidence ---------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from netsleuth.docker.events import Clock, DockerEventSource, event_from_docker
-from netsleuth.model import EventKind, NetEvent
+from netsleuth.model import DockerDetail, EventKind, NetEvent, NoteDetail
 
 FIXTURE = Path(__file__).parent / "fixtures" / "events.jsonl"
 DAEMON = "unix:///run/netsleuth/docker/abc/docker.sock"
@@ -19,6 +19,11 @@ DAEMON = "unix:///run/netsleuth/docker/abc/docker.sock"
 
 def recorded() -> list[dict[str, Any]]:
     return [json.loads(line) for line in FIXTURE.read_text().splitlines()]
+
+
+def docker(event: NetEvent | None) -> DockerDetail:
+    assert event is not None and isinstance(event.detail, DockerDetail)
+    return event.detail
 
 
 def test_container_events_carry_name_action_id_image_daemon() -> None:
@@ -33,14 +38,21 @@ def test_container_events_carry_name_action_id_image_daemon() -> None:
     assert first.kind is EventKind.DOCKER
     assert first.netns == "host"
     assert first.subject == "churn-1"
-    assert first.detail["action"] == "create"
-    assert first.detail["image"] == "netsleuth/busybox:1"
-    assert first.detail["daemon"] == DAEMON
-    assert first.detail["id"] == raws[0]["id"]
+    assert docker(first).action == "create"
+    assert docker(first).image == "netsleuth/busybox:1"
+    assert docker(first).daemon == DAEMON
+    assert docker(first).id == raws[0]["id"]
+    assert docker(first).to_json() == {
+        "action": "create",
+        "type": "container",
+        "daemon": DAEMON,
+        "id": raws[0]["id"],
+        "image": "netsleuth/busybox:1",
+    }
     assert first.wall_ns == raws[0]["timeNano"]
     # the monotonic stamp keeps the daemon's spacing, ending 1 ms before "now"
     assert first.mono_ns == 5_000_000_000 - (now - raws[0]["timeNano"])
-    actions = [(e.detail["type"], e.detail["action"]) for e in events if e is not None]
+    actions = [(docker(e).type, docker(e).action) for e in events if e is not None]
     assert actions[:6] == [
         ("container", "create"),
         ("network", "connect"),
@@ -49,10 +61,18 @@ def test_container_events_carry_name_action_id_image_daemon() -> None:
         ("network", "disconnect"),
         ("container", "destroy"),
     ]
-    kill = next(e for e in events if e is not None and e.detail["action"] == "kill")
-    assert kill.detail["signal"] == "9"
-    died = [e for e in events if e is not None and e.detail["action"] == "die"]
-    assert [d.detail["exit_code"] for d in died] == [0, 137]
+    kill = next(e for e in events if e is not None and docker(e).action == "kill")
+    assert docker(kill).signal == "9"
+    died = [e for e in events if e is not None and docker(e).action == "die"]
+    assert [docker(d).exit_code for d in died] == [0, 137]
+    assert list(docker(died[0]).to_json()) == [
+        "action",
+        "type",
+        "daemon",
+        "id",
+        "image",
+        "exit_code",
+    ]
 
 
 def test_network_events_name_the_container_when_known() -> None:
@@ -64,8 +84,17 @@ def test_network_events_name_the_container_when_known() -> None:
     assert bare is not None and named is not None
     assert bare.subject == cid[:12]
     assert named.subject == "churn-1"
-    assert named.detail["id"] == cid
-    assert named.detail["network"] == "bridge"
+    assert docker(named).id == cid
+    assert docker(named).network == "bridge"
+    assert list(docker(named).to_json()) == [
+        "action",
+        "type",
+        "daemon",
+        "id",
+        "image",
+        "network",
+        "network_id",
+    ]
 
 
 def test_not_an_event() -> None:
@@ -128,8 +157,8 @@ def test_source_delivers_names_and_joins_its_threads() -> None:
     assert all(c.closed and c.stream.closed.is_set() for c in clients.values())
     assert all(c.filters == {"type": ["container", "network"]} for c in clients.values())
     assert source.count == 2 * len(raws)
-    assert {e.detail["daemon"] for e in got} == {"unix:///a", "unix:///b"}
-    network = [e for e in got if e.detail["type"] == "network"]
+    assert {docker(e).daemon for e in got} == {"unix:///a", "unix:///b"}
+    network = [e for e in got if docker(e).type == "network"]
     assert {e.subject for e in network} == {"churn-1", "probe"}
     assert not any(e.kind is EventKind.NOTE for e in got)
 
@@ -148,8 +177,9 @@ def test_a_stream_that_ends_while_running_leaves_a_note() -> None:
     with DockerEventSource(["unix:///a"], sink, client_factory=lambda h: client, clock=clock):
         assert done.wait(5)
     assert [e.kind for e in got] == [EventKind.DOCKER, EventKind.NOTE]
-    assert got[1].detail["daemon"] == "unix:///a"
-    assert "ended" in got[1].detail["message"]
+    note = got[1].detail
+    assert isinstance(note, NoteDetail) and note.daemon == "unix:///a"
+    assert "ended" in note.message
     assert (got[1].wall_ns, got[1].mono_ns) == (7, 3)
 
 

@@ -29,7 +29,7 @@ from netsleuth.docker import (
 )
 from netsleuth.docker.daemon import CGROUP_ROOT
 from netsleuth.errors import NetsleuthError, TargetNotFound
-from netsleuth.model import EventKind, NetEvent
+from netsleuth.model import DockerDetail, EventKind, NetEvent
 
 BRIDGE = "br0"  # made by the bridge_ns fixture (conftest.py)
 
@@ -207,10 +207,18 @@ def test_events_of_a_run_rm_and_of_a_stopping_daemon(bridge_ns: str) -> None:
         t0 = time.monotonic_ns()
         client.containers.run(BUSYBOX_IMAGE, ["true"], remove=True, name="churn-1")
         client.close()
-        assert wait_for(lambda: any(e.detail.get("action") == "destroy" for e in got))
+        assert wait_for(
+            lambda: any(
+                isinstance(e.detail, DockerDetail) and e.detail.action == "destroy" for e in got
+            )
+        )
         t1 = time.monotonic_ns()
         with lock:
-            mine = [(e.subject, e.detail["action"]) for e in got if e.kind is EventKind.DOCKER]
+            mine = [
+                (e.subject, e.detail.action)
+                for e in got
+                if e.kind is EventKind.DOCKER and isinstance(e.detail, DockerDetail)
+            ]
         assert mine == [
             ("churn-1", "create"),
             ("churn-1", "connect"),
@@ -220,7 +228,7 @@ def test_events_of_a_run_rm_and_of_a_stopping_daemon(bridge_ns: str) -> None:
             ("churn-1", "destroy"),
         ]
         assert all(t0 - 50_000_000 <= e.mono_ns <= t1 + 50_000_000 for e in got)
-        assert {e.detail["daemon"] for e in got} == {d.host}
+        assert {e.detail.daemon for e in got} == {d.host}
     # the daemon went away under the reader: one NOTE, thread still joinable
     assert wait_for(lambda: any(e.kind is EventKind.NOTE for e in got))
     source.stop()

@@ -1,6 +1,6 @@
 from netsleuth.events.invariant import GatewayInvariant
 from netsleuth.events.state import LinkInfo, NamespaceState
-from netsleuth.model import EventKind
+from netsleuth.model import EventKind, InvariantDetail
 
 BR_MAC = "aa:00:00:00:00:10"
 
@@ -31,7 +31,10 @@ def test_violation_when_entry_holds_a_mac_no_port_owns_then_recovery() -> None:
     host.links[1] = LinkInfo(1, "br0", BR_MAC, 0, "UP", 1500, "bridge")
     ev = inv.check()
     assert ev is not None and ev.kind == EventKind.INVARIANT_VIOLATED
-    assert ev.detail == {
+    assert ev.detail == InvariantDetail(
+        gateway_mac=BR_MAC, neigh_mac="02:00:00:00:00:01", bridge="br0", owned_by_port=False
+    )
+    assert ev.detail.to_json() == {
         "gateway_mac": BR_MAC,
         "neigh_mac": "02:00:00:00:00:01",
         "bridge": "br0",
@@ -49,7 +52,8 @@ def test_mismatch_with_a_mac_a_port_still_owns_is_flagged_as_owned() -> None:
     host.links[3] = LinkInfo(3, "vch1", "02:00:00:00:00:01", 1, "UP", 1500, "veth")
     inside.neigh["198.18.0.1"] = ("02:00:00:00:00:01", 0x02)
     ev = inv.check()
-    assert ev is not None and ev.detail["owned_by_port"] is True
+    assert ev is not None and isinstance(ev.detail, InvariantDetail)
+    assert ev.detail.owned_by_port is True
 
 
 def test_no_verdict_without_gateway_or_usable_entry() -> None:

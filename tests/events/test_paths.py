@@ -7,7 +7,7 @@ from dataclasses import replace
 from netsleuth.audit.snapshot import ForwardChain, NatRule
 from netsleuth.events.paths import FirewallView, StateTracker, TargetPath, at_risk, path_states
 from netsleuth.events.state import AddrMsg, FdbMsg, LinkInfo, LinkMsg, NamespaceState
-from netsleuth.model import EventKind, StateKind
+from netsleuth.model import EventKind, StateChange, StateKind
 
 BR_MAC = "02:50:00:00:00:10"  # the app's port MAC, which the bridge has borrowed
 LOW = "02:00:00:00:00:01"
@@ -85,8 +85,17 @@ def test_a_mac_learned_behind_a_port_is_foreign_not_gone() -> None:
     states = path_states(PATH, host, inside, pinned=False)
     assert set(states) == {StateKind.GATEWAY_MAC_FOREIGN}
     assert states[StateKind.GATEWAY_MAC_FOREIGN].port == "vapp"
-    host.on_fdb(FdbMsg(True, 2, 1, rogue, 0x02))  # aged out: nowhere now
-    assert kinds(host, inside) == {StateKind.GATEWAY_MAC_GONE}
+    host.on_fdb(FdbMsg(True, 2, 1, rogue, 0x02))  # aged out: nowhere now, and never the
+    assert kinds(host, inside) == set()  # bridge's: nothing to tell yet
+
+
+def test_a_mac_the_host_has_not_shown_yet_gives_no_state() -> None:
+    # the target's neighbour event came before the host's port and MAC events
+    host, inside = pair()
+    inside.neigh[GW] = (LOW, 0x02)
+    assert kinds(host, inside, pinned=False) == set()
+    join_low_port(host)  # now the host's events are in: the bridge lends LOW from vjob1
+    assert kinds(host, inside, pinned=False) == {StateKind.GATEWAY_AT_RISK}
 
 
 def test_unresolved_entry_link_down_deleted_bridge_and_missing_route() -> None:
@@ -128,17 +137,25 @@ def test_nat_missing_only_after_nat_was_seen_and_forward_blocked() -> None:
 
 def test_tracker_emits_enter_and_leave_and_a_changed_detail_is_both() -> None:
     host, inside = pair()
+    host.mac_history[1] |= {LOW, "02:00:00:00:00:02"}  # MACs the bridge had earlier
     tracker = StateTracker("netns:app", clock)
     assert tracker.update(path_states(PATH, host, inside)) == []
     inside.neigh[GW] = (LOW, 0x02)
     entered = tracker.update(path_states(PATH, host, inside))
-    assert [(e.kind, e.subject, e.detail["mac"]) for e in entered] == [
-        (EventKind.STATE_ENTERED, "gateway-mac-gone", LOW)
+    assert [(e.kind, e.subject, e.detail) for e in entered] == [
+        (
+            EventKind.STATE_ENTERED,
+            "gateway-mac-gone",
+            StateChange(
+                StateKind.GATEWAY_MAC_GONE, PATH.bridge, mac=LOW, note="the bridge's earlier MAC"
+            ),
+        )
     ]
     assert tracker.update(path_states(PATH, host, inside)) == []  # no repeat
     inside.neigh[GW] = ("02:00:00:00:00:02", 0x02)
-    changed = tracker.update(path_states(PATH, host, inside))
+    changed = tracker.update(path_states(PATH, host, inside), (7, 7))
     assert [e.kind for e in changed] == [EventKind.STATE_LEFT, EventKind.STATE_ENTERED]
+    assert {e.wall_ns for e in changed} == {7}  # stamped with when the cause happened
     left = tracker.close()
     assert [e.kind for e in left] == [EventKind.STATE_LEFT] and tracker.current == {}
 

@@ -6,7 +6,16 @@ from netsleuth.events.state import (
     NeighMsg,
     RouteMsg,
 )
-from netsleuth.model import EventKind
+from netsleuth.model import (
+    EventKind,
+    FdbDetail,
+    LinkDetail,
+    MacChange,
+    MtuChange,
+    NeighChange,
+    PortDetail,
+    RouteDetail,
+)
 
 
 def _state() -> NamespaceState:
@@ -32,15 +41,20 @@ def kinds(events: list) -> list[str]:
 
 def test_port_join_mac_change_and_leave() -> None:
     state = _state()
-    assert kinds(state.on_link(LinkMsg(False, _veth()))) == ["link-added"]
+    [added] = state.on_link(LinkMsg(False, _veth()))
+    assert kinds([added]) == ["link-added"]
+    assert added.detail == LinkDetail("veth", "02:00:00:00:00:01", 1500)
+    assert added.detail.to_json() == {"kind": "veth", "mac": "02:00:00:00:00:01", "mtu": 1500}
     joined = state.on_link(LinkMsg(False, _veth(master=1)))
     assert kinds(joined) == ["port-joined"]
     assert joined[0].ifname == "vch1" and joined[0].subject == "br0"
+    assert joined[0].detail == PortDetail("02:00:00:00:00:01")
     changed = state.on_link(
         LinkMsg(False, LinkInfo(1, "br0", "02:00:00:00:00:01", 0, "UP", 1500, ""))
     )
     assert kinds(changed) == ["mac-changed"]
-    assert changed[0].detail == {
+    assert changed[0].detail == MacChange("aa:00:00:00:00:10", "02:00:00:00:00:01", "bridge", 1)
+    assert changed[0].detail.to_json() == {
         "old": "aa:00:00:00:00:10",
         "new": "02:00:00:00:00:01",
         "kind": "bridge",
@@ -49,6 +63,7 @@ def test_port_join_mac_change_and_leave() -> None:
     assert state.bridge_macs(1) == {"02:00:00:00:00:01"}
     left = state.on_link(LinkMsg(True, _veth(master=1)))
     assert kinds(left) == ["port-left", "link-removed"]
+    assert left[1].detail.to_json() == {"kind": "veth", "mac": "02:00:00:00:00:01"}
     assert state.bridge_macs(1) == set()
 
 
@@ -57,7 +72,8 @@ def test_oper_and_mtu_changes_and_unknown_deletion() -> None:
     state.on_link(LinkMsg(False, _veth()))
     events = state.on_link(LinkMsg(False, _veth(operstate="DOWN", mtu=1400)))
     assert kinds(events) == ["oper-changed", "mtu-changed"]
-    assert events[1].detail == {"old": 1500, "new": 1400}
+    assert events[1].detail == MtuChange(1500, 1400)
+    assert events[1].detail.to_json() == {"old": 1500, "new": 1400}
     assert state.on_link(LinkMsg(True, LinkInfo(99, "x", "", 0, "", 0, ""))) == []
 
 
@@ -66,16 +82,24 @@ def test_gateway_from_default_route_and_neighbour_changes() -> None:
     state.record_neigh_for = lambda ip: ip == state.gateway
     events = state.on_route(RouteMsg(False, "default", "198.18.0.1", 1))
     assert kinds(events) == ["route-added"] and state.gateway == "198.18.0.1"
+    assert events[0].detail == RouteDetail("198.18.0.1")
     assert state.on_neigh(NeighMsg(False, 1, "198.18.0.99", "02:aa:00:00:00:01", 2)) == []
     ev = state.on_neigh(NeighMsg(False, 1, "198.18.0.1", "02:00:00:00:00:01", 0x04))
     assert kinds(ev) == ["neigh-changed"]
-    assert ev[0].detail["state"] == "STALE" and ev[0].detail["lladdr"] == "02:00:00:00:00:01"
+    assert ev[0].detail == NeighChange("STALE", "02:00:00:00:00:01", "NONE", "")
+    assert ev[0].detail.to_json() == {
+        "state": "STALE",
+        "lladdr": "02:00:00:00:00:01",
+        "old_state": "NONE",
+        "old_lladdr": "",
+    }
     # The same entry again is no news.
     assert state.on_neigh(NeighMsg(False, 1, "198.18.0.1", "02:00:00:00:00:01", 0x04)) == []
     # FAILED without lladdr keeps the last known MAC.
     failed = state.on_neigh(NeighMsg(False, 1, "198.18.0.1", "", 0x20))
-    assert failed[0].detail["state"] == "FAILED"
-    assert failed[0].detail["lladdr"] == "02:00:00:00:00:01"
+    assert isinstance(failed[0].detail, NeighChange)
+    assert failed[0].detail.state == "FAILED"
+    assert failed[0].detail.lladdr == "02:00:00:00:00:01"
     gone = state.on_route(RouteMsg(True, "default", "198.18.0.1", 1))
     assert kinds(gone) == ["route-removed"] and state.gateway == ""
 
@@ -85,4 +109,8 @@ def test_fdb_entries_name_port_and_bridge() -> None:
     state.on_link(LinkMsg(False, _veth(master=1)))
     ev = state.on_fdb(FdbMsg(False, 5, 1, "02:00:00:00:00:01", 0x80))
     assert ev[0].kind == EventKind.FDB_ADDED
-    assert (ev[0].ifname, ev[0].subject, ev[0].detail["local"]) == ("vch1", "br0", True)
+    assert (ev[0].ifname, ev[0].subject, ev[0].detail) == (
+        "vch1",
+        "br0",
+        FdbDetail("02:00:00:00:00:01", True),
+    )

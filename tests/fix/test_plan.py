@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from netsleuth.audit import BridgeMacState
 from netsleuth.errors import InvalidArgument
 from netsleuth.fix import (
     BridgeFixPlan,
@@ -17,12 +16,13 @@ from netsleuth.fix import (
     derive_mac,
     plan_bridge_fix,
 )
+from netsleuth.model import Bridge
 
 MID = "3d1219c7c4c5404aaa1f6d2a48adfda4"
-UNPINNED = BridgeMacState("br-ci", "26:aa:10:00:00:01", 1)
+UNPINNED = Bridge("br-ci", "host", "26:aa:10:00:00:01", 1)
 
 
-def plan(state: BridgeMacState = UNPINNED, **kw: Any) -> BridgeFixPlan:
+def plan(state: Bridge = UNPINNED, **kw: Any) -> BridgeFixPlan:
     args: dict[str, Any] = {
         "mac_spec": "auto", "persist": "none", "definitions": [],
         "etc_root": Path("/nonexistent"), "machine_id": MID,
@@ -36,14 +36,14 @@ def test_auto_current_and_given_mac() -> None:
     assert plan(mac_spec="current").mac == UNPINNED.mac
     assert plan(mac_spec="02-00-00-00-00-07").mac == "02:00:00:00:00:07"
     with pytest.raises(InvalidArgument, match="no MAC yet"):
-        plan(BridgeMacState("br-ci", "00:00:00:00:00:00", 1), mac_spec="current")
+        plan(Bridge("br-ci", "host", "00:00:00:00:00:00", 1), mac_spec="current")
 
 
 def test_pinned_to_the_same_mac_needs_no_runtime_change() -> None:
-    p = plan(BridgeMacState("br-ci", UNPINNED.mac, 3), mac_spec="current")
+    p = plan(Bridge("br-ci", "host", UNPINNED.mac, 3), mac_spec="current")
     assert not p.runtime_change and not p.changes_anything
     assert "already pinned" in p.steps()[0]
-    q = plan(BridgeMacState("br-ci", UNPINNED.mac, 1), mac_spec="current")
+    q = plan(Bridge("br-ci", "host", UNPINNED.mac, 1), mac_spec="current")
     assert q.runtime_change and "addr_assign_type 1 -> 3" in q.steps()[0]
 
 

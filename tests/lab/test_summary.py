@@ -1,7 +1,7 @@
 import numpy as np
 
 from netsleuth.lab.summary import summarize_case
-from netsleuth.model import EventKind, NetEvent, Outcome
+from netsleuth.model import EventKind, MacChange, NetEvent, Outcome
 from netsleuth.store import ProbeColumns, Series
 
 S = 1_000_000_000
@@ -26,10 +26,10 @@ def test_outages_are_tied_to_the_port_event_before_them() -> None:
     onset = 101 * S
     events = [
         NetEvent(onset - 30_000_000, 0, "host", EventKind.PORT_LEFT, "vch3", "labbr0"),
-        NetEvent(onset - 30_000_000, 0, "host", EventKind.MAC_CHANGED, "labbr0", "", {}),
+        NetEvent(onset - 30_000_000, 0, "host", EventKind.MAC_CHANGED, "labbr0", "", MacChange()),
         NetEvent(onset - 2 * S, 0, "host", EventKind.PORT_JOINED, "vch3", "labbr0"),
-        NetEvent(onset - 2 * S, 0, "host", EventKind.MAC_CHANGED, "labbr0", "", {}),
-        NetEvent(onset, 0, "host", EventKind.MAC_CHANGED, "otherbr", "", {}),
+        NetEvent(onset - 2 * S, 0, "host", EventKind.MAC_CHANGED, "labbr0", "", MacChange()),
+        NetEvent(onset, 0, "host", EventKind.MAC_CHANGED, "otherbr", "", MacChange()),
     ]
     series = {1: Series(1, "netns:c0", "dns:x/y/A", "x")}
     result = summarize_case(

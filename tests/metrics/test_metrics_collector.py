@@ -12,7 +12,18 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from netsleuth import __version__
 from netsleuth.metrics import WatchMetrics
-from netsleuth.model import EventKind, Finding, NetEvent, Outcome, ProbeResult, Severity
+from netsleuth.model import (
+    EventKind,
+    Finding,
+    LinkDetail,
+    MacChange,
+    NetEvent,
+    Outcome,
+    ProbeResult,
+    Severity,
+    StateChange,
+    StateKind,
+)
 
 
 def result(
@@ -133,19 +144,14 @@ def test_bridge_mac_change_event_tells_whether_it_is_pinned() -> None:
             EventKind.MAC_CHANGED,
             "br9",
             "",
-            {
-                "old": "02:00:00:00:00:02",
-                "new": "02:00:00:00:00:01",
-                "kind": "bridge",
-                "addr_assign_type": 1,
-            },
+            MacChange("02:00:00:00:00:02", "02:00:00:00:00:01", "bridge", 1),
         )
     )
     key = {"netns": "host", "bridge": "br9"}
     assert reg.get_sample_value("netsleuth_bridge_mac_pinned", key) == 0
     assert reg.get_sample_value("netsleuth_bridge_mac_changes_total", key) == 1
     metrics.observe_event(
-        NetEvent(0, 0, "host", EventKind.MAC_CHANGED, "br9", "", {"addr_assign_type": 3})
+        NetEvent(0, 0, "host", EventKind.MAC_CHANGED, "br9", "", MacChange(addr_assign_type=3))
     )
     assert reg.get_sample_value("netsleuth_bridge_mac_pinned", key) == 1
     assert reg.get_sample_value("netsleuth_bridge_mac_changes_total", key) == 2
@@ -165,7 +171,7 @@ def test_invariant_gauge_and_episode_counter() -> None:
 
 def test_path_states_are_gauges_and_at_risk_shows_before_a_failure() -> None:
     metrics, reg = fresh()
-    risk = {"state": "gateway-at-risk", "bridge": "br0", "port": "vjob1"}
+    risk = StateChange(StateKind.GATEWAY_AT_RISK, "br0", port="vjob1")
     metrics.observe_event(
         NetEvent(0, 0, "c1", EventKind.STATE_ENTERED, "br0", "gateway-at-risk", risk)
     )
@@ -279,12 +285,14 @@ def test_an_hour_of_churn_adds_no_series_after_the_first_minutes() -> None:
         name = f"nsl-churn-{i}"
         metrics.observe_events(
             [
-                NetEvent(0, 0, "host", EventKind.LINK_ADDED, name, "", {"kind": "veth"}),
+                NetEvent(0, 0, "host", EventKind.LINK_ADDED, name, "", LinkDetail("veth")),
                 NetEvent(0, 0, "host", EventKind.PORT_JOINED, name, "br-ci"),
-                NetEvent(0, 0, "host", EventKind.MAC_CHANGED, "br-ci", "", {"kind": "bridge"}),
+                NetEvent(
+                    0, 0, "host", EventKind.MAC_CHANGED, "br-ci", "", MacChange(kind="bridge")
+                ),
                 NetEvent(0, 0, "host", EventKind.OPER_CHANGED, name),
                 NetEvent(0, 0, "host", EventKind.PORT_LEFT, name, "br-ci"),
-                NetEvent(0, 0, "host", EventKind.LINK_REMOVED, name, "", {"kind": "veth"}),
+                NetEvent(0, 0, "host", EventKind.LINK_REMOVED, name, "", LinkDetail("veth")),
                 NetEvent(0, 0, f"ns-{i}", EventKind.NEIGH_CHANGED, f"eth{i}", "198.18.0.1"),
             ]
         )

@@ -5,13 +5,19 @@ from __future__ import annotations
 import pytest
 
 from netsleuth.metrics.labels import OTHER, BoundedValues, InterfaceLabels
-from netsleuth.model import EventKind, NetEvent
+from netsleuth.model import EventDetail, EventKind, LinkDetail, NetEvent
 
 
 def ev(
-    event_kind: EventKind, ifname: str, subject: str = "", netns: str = "host", **detail: str
+    event_kind: EventKind,
+    ifname: str,
+    subject: str = "",
+    netns: str = "host",
+    detail: EventDetail | None = None,
 ) -> NetEvent:
-    return NetEvent(0, 0, netns, event_kind, ifname, subject, dict(detail))
+    if detail is None:
+        return NetEvent(0, 0, netns, event_kind, ifname, subject)
+    return NetEvent(0, 0, netns, event_kind, ifname, subject, detail)
 
 
 def test_bounded_values_hands_out_limit_then_other() -> None:
@@ -41,7 +47,10 @@ def test_port_events_collapse_to_their_bridge() -> None:
 
 def test_master_in_detail_names_the_bridge() -> None:
     labels = InterfaceLabels()
-    assert labels.label(ev(EventKind.LINK_ADDED, "x1", master="docker0")) == "port:docker0"
+    assert (
+        labels.label(ev(EventKind.LINK_ADDED, "x1", detail=LinkDetail(master="docker0")))
+        == "port:docker0"
+    )
 
 
 def test_ephemeral_names_collapse_to_prefix() -> None:
@@ -52,13 +61,17 @@ def test_ephemeral_names_collapse_to_prefix() -> None:
     assert labels.label(ev(EventKind.LINK_ADDED, "eth0")) == "eth0"
     assert labels.label(ev(EventKind.NOTE, "")) == "none"
     # Whatever the name, a link of a per-container kind collapses to its kind.
-    assert labels.label(ev(EventKind.LINK_ADDED, "nsl-c17", kind="veth")) == "veth*"
-    assert labels.label(ev(EventKind.LINK_ADDED, "br0", kind="bridge")) == "br0"
+    assert (
+        labels.label(ev(EventKind.LINK_ADDED, "nsl-c17", detail=LinkDetail(kind="veth"))) == "veth*"
+    )
+    assert labels.label(ev(EventKind.LINK_ADDED, "br0", detail=LinkDetail(kind="bridge"))) == "br0"
 
 
 def test_kind_learned_from_link_added_applies_to_later_events() -> None:
     labels = InterfaceLabels()
-    assert labels.label(ev(EventKind.LINK_ADDED, "vch7p", kind="veth")) == "veth*"
+    assert (
+        labels.label(ev(EventKind.LINK_ADDED, "vch7p", detail=LinkDetail(kind="veth"))) == "veth*"
+    )
     assert labels.label(ev(EventKind.OPER_CHANGED, "vch7p")) == "veth*"
     assert labels.label(ev(EventKind.LINK_REMOVED, "vch7p")) == "veth*"
     assert labels.label(ev(EventKind.OPER_CHANGED, "vch7p")) == "vch7p"  # forgotten

@@ -10,7 +10,7 @@ import pytest
 from netsleuth.cli import main
 from netsleuth.cli.capture_cmd import parse_iface
 from netsleuth.errors import InvalidArgument
-from netsleuth.model import EventKind, Finding, NetEvent, Severity
+from netsleuth.model import EventKind, Finding, MacChange, NetEvent, PortDetail, Severity
 from netsleuth.packets.explain import Explanation
 from netsleuth.packets.model import Fate, ReadStats
 from netsleuth.packets.render import render_explanation
@@ -107,7 +107,7 @@ def test_explain_with_a_watch_store(tmp_path: Path, capsys: pytest.CaptureFixtur
             EventKind.PORT_JOINED,
             "vch1",
             "labbr0",
-            {"mac": "02:00:00:00:00:01"},
+            PortDetail("02:00:00:00:00:01"),
         ),
         NetEvent(
             first - 4_000_000_000,
@@ -116,7 +116,7 @@ def test_explain_with_a_watch_store(tmp_path: Path, capsys: pytest.CaptureFixtur
             EventKind.MAC_CHANGED,
             "labbr0",
             "",
-            {"old": "8e:7e:8a:12:19:2b", "new": "02:00:00:00:00:01", "kind": "bridge"},
+            MacChange(old="8e:7e:8a:12:19:2b", new="02:00:00:00:00:01", kind="bridge"),
         ),
         NetEvent(
             first - 10_000_000,
@@ -125,7 +125,7 @@ def test_explain_with_a_watch_store(tmp_path: Path, capsys: pytest.CaptureFixtur
             EventKind.PORT_LEFT,
             "vch1",
             "labbr0",
-            {"mac": "02:00:00:00:00:01"},
+            PortDetail("02:00:00:00:00:01"),
         ),
         NetEvent(
             first - 10_000_000,
@@ -134,7 +134,7 @@ def test_explain_with_a_watch_store(tmp_path: Path, capsys: pytest.CaptureFixtur
             EventKind.MAC_CHANGED,
             "labbr0",
             "",
-            {"old": "02:00:00:00:00:01", "new": "8e:7e:8a:12:19:2b", "kind": "bridge"},
+            MacChange(old="02:00:00:00:00:01", new="8e:7e:8a:12:19:2b", kind="bridge"),
         ),
     ]:
         writer.put_event(ev)

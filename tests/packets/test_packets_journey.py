@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from netsleuth.model import EventKind, NetEvent
+from netsleuth.model import EventDetail, EventKind, MacChange, NetEvent, PortDetail
 from netsleuth.packets.journey import (
     JourneyMatcher,
     bridge_history,
@@ -257,27 +257,25 @@ def test_never_left_to_the_current_mac_is_not_stale() -> None:
 
 
 def test_store_history_gives_exact_bridge_mac_and_port_owner() -> None:
-    def ev(t: int, ek: EventKind, ifname: str, subject: str = "", **detail: str) -> NetEvent:
-        return NetEvent(T0 + t, 0, "host", ek, ifname, subject, dict(detail))
+    def ev(t: int, ek: EventKind, ifname: str, subject: str, detail: EventDetail) -> NetEvent:
+        return NetEvent(T0 + t, 0, "host", ek, ifname, subject, detail)
 
     events = [
-        ev(5 * MS, EventKind.PORT_JOINED, "vch1", "labbr0", mac="02:00:00:00:00:01"),
+        ev(5 * MS, EventKind.PORT_JOINED, "vch1", "labbr0", PortDetail("02:00:00:00:00:01")),
         ev(
             5 * MS,
             EventKind.MAC_CHANGED,
             "labbr0",
-            old="be:00:00:00:00:01",
-            new="02:00:00:00:00:01",
-            kind="bridge",
+            "",
+            MacChange(old="be:00:00:00:00:01", new="02:00:00:00:00:01", kind="bridge"),
         ),
-        ev(2000 * MS, EventKind.PORT_LEFT, "vch1", "labbr0", mac="02:00:00:00:00:01"),
+        ev(2000 * MS, EventKind.PORT_LEFT, "vch1", "labbr0", PortDetail("02:00:00:00:00:01")),
         ev(
             2000 * MS,
             EventKind.MAC_CHANGED,
             "labbr0",
-            old="02:00:00:00:00:01",
-            new="be:00:00:00:00:01",
-            kind="bridge",
+            "",
+            MacChange(old="02:00:00:00:00:01", new="be:00:00:00:00:01", kind="bridge"),
         ),
     ]
     history = bridge_history(events)
@@ -300,8 +298,8 @@ def test_store_history_gives_exact_bridge_mac_and_port_owner() -> None:
 
 def test_bridge_history_needs_one_bridge() -> None:
     events = [
-        NetEvent(1, 0, "host", EventKind.PORT_JOINED, "a", "br0", {"mac": "02:00:00:00:00:01"}),
-        NetEvent(2, 0, "host", EventKind.PORT_JOINED, "b", "br1", {"mac": "02:00:00:00:00:02"}),
+        NetEvent(1, 0, "host", EventKind.PORT_JOINED, "a", "br0", PortDetail("02:00:00:00:00:01")),
+        NetEvent(2, 0, "host", EventKind.PORT_JOINED, "b", "br1", PortDetail("02:00:00:00:00:02")),
     ]
     assert bridge_history(events) is None
     assert bridge_history(events, "br1") is not None
@@ -378,15 +376,15 @@ def test_previous_mac_still_owned_by_a_port_is_stale_unless_sent_through_it() ->
     stale gateway too (the host drops them as "for another host") — except from
     the owner's own port, where the host would have taken them."""
 
-    def ev(t: int, ek: EventKind, ifname: str, subject: str = "", **detail: str) -> NetEvent:
-        return NetEvent(T0 + t, 0, "host", ek, ifname, subject, dict(detail))
+    def ev(t: int, ek: EventKind, ifname: str, subject: str, detail: EventDetail) -> NetEvent:
+        return NetEvent(T0 + t, 0, "host", ek, ifname, subject, detail)
 
     low = "02:00:00:00:00:01"
     history = bridge_history(
         [
-            ev(1 * MS, EventKind.PORT_JOINED, "vc3", "labbr0", mac="be:00:00:00:00:01"),
-            ev(5 * MS, EventKind.PORT_JOINED, "vch1", "labbr0", mac=low),
-            ev(5 * MS, EventKind.MAC_CHANGED, "labbr0", old="be:00:00:00:00:01", new=low),
+            ev(1 * MS, EventKind.PORT_JOINED, "vc3", "labbr0", PortDetail("be:00:00:00:00:01")),
+            ev(5 * MS, EventKind.PORT_JOINED, "vch1", "labbr0", PortDetail(low)),
+            ev(5 * MS, EventKind.MAC_CHANGED, "labbr0", "", MacChange("be:00:00:00:00:01", low)),
         ]
     )
     assert history is not None

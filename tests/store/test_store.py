@@ -20,7 +20,18 @@ import numpy as np
 import pytest
 
 from netsleuth.errors import StoreError
-from netsleuth.model import EventKind, NetEvent, Outcome, ProbeResult
+from netsleuth.model import (
+    EventKind,
+    MacChange,
+    NeighChange,
+    NetEvent,
+    NoteDetail,
+    Outcome,
+    ProbeResult,
+    RawDetail,
+    StateChange,
+    StateKind,
+)
 from netsleuth.store import SCHEMA_VERSION, Store, StoreWriter
 from netsleuth.store.sqlite import default_store_path
 
@@ -46,7 +57,7 @@ def test_round_trip_probes_events_facts(tmp_path: Path) -> None:
         writer.put_probes([_probe(0), _probe(1, Outcome.TIMEOUT), _probe(2)])
         writer.put_event(
             NetEvent(
-                1_001, 2_001, "host", EventKind.MAC_CHANGED, "br0", "", {"old": "a", "new": "b"}
+                1_001, 2_001, "host", EventKind.MAC_CHANGED, "br0", "", MacChange(old="a", new="b")
             )
         )
         writer.close()
@@ -60,7 +71,7 @@ def test_round_trip_probes_events_facts(tmp_path: Path) -> None:
         assert cols.latency_ns.tolist() == [5_000, -1, 5_000]
         assert store.probe_columns(since_ns=1_001).wall_ns.tolist() == [1_001, 1_002]
         [event] = store.events()
-        assert event.kind == EventKind.MAC_CHANGED and event.detail == {"old": "a", "new": "b"}
+        assert event.kind == EventKind.MAC_CHANGED and event.detail == MacChange(old="a", new="b")
         assert store.facts()[0]["data"] == {"pinned": False}
         [info] = store.runs()
         assert info.targets == ["netns:c0"] and info.ended_ns is not None
@@ -232,22 +243,89 @@ def test_events_round_trip_with_their_detail(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
     with Store(path, create=True) as store:
         r1, r2 = store.begin_run("a", [], {}), store.begin_run("b", [], {})
-    detail = {"old": "02:00:00:00:00:01", "new": None, "ports": ["veth0", "veth1"],
-              "nested": {"n": 3, "ok": True}}  # fmt: skip
-    e1 = NetEvent(500, 5, "host", EventKind.MAC_CHANGED, "br0", "br0", detail)
+    change = MacChange("02:00:00:00:00:01", "02:00:00:00:00:02", "bridge", 1)
+    e1 = NetEvent(500, 5, "host", EventKind.MAC_CHANGED, "br0", "br0", change)
     e2 = NetEvent(500, 6, "netns:c0", EventKind.NEIGH_CHANGED, "eth0", "198.18.0.1")
-    e3 = NetEvent(100, 1, "host", EventKind.PORT_JOINED, "veth0", "br0", {"path": Path("/x")})
+    assert e2.detail == NeighChange()  # made without a detail: its kind's empty one
+    # a detail of another version, kept as read: nested values, and what JSON
+    # cannot hold as text
+    raw = {"state": "from-the-future", "ports": ["veth0", "veth1"], "nested": {"n": 3, "ok": True}}
+    e3 = NetEvent(
+        100, 1, "host", EventKind.STATE_ENTERED, "br0", "x", RawDetail(raw | {"path": Path("/x")})
+    )
     write(path, r1, [], [e1, e2])
     write(path, r2, [], [e3])
+    read_e3 = replace(e3, detail=RawDetail(raw | {"path": "/x"}))
     with Store(path) as store:
         assert store.events() == [
-            replace(e3, detail={"path": "/x"}),  # what JSON cannot hold, as text
+            read_e3,
             e1,
             e2,  # same wall time: in the order written
         ]
         assert store.events(runs=[r1]) == [e1, e2]
         assert store.events(since_ns=101) == [e1, e2]
-        assert store.events(until_ns=500) == [replace(e3, detail={"path": "/x"})]
+        assert store.events(until_ns=500) == [read_e3]
+
+
+def test_event_details_are_stored_as_the_same_json(tmp_path: Path) -> None:
+    """The stored text keeps the keys and values of earlier versions, so
+    stores written before and after read alike."""
+    path = tmp_path / "s.sqlite"
+    with Store(path, create=True) as store:
+        run = store.begin_run("t", [], {})
+    change = MacChange("02:00:00:00:00:01", "02:00:00:00:00:02", "bridge", None)
+    state = StateChange(StateKind.GATEWAY_MAC_GONE, "br0", mac="02:00:00:00:00:01")
+    write(
+        path,
+        run,
+        [],
+        [
+            NetEvent(1, 1, "host", EventKind.MAC_CHANGED, "br0", "", change),
+            NetEvent(2, 2, "netns:a", EventKind.STATE_ENTERED, "br0", str(state.state), state),
+            NetEvent(3, 3, "host", EventKind.NOTE, "", "x", NoteDetail("events were lost")),
+        ],
+    )
+    conn = sqlite3.connect(path)
+    try:
+        texts = [r[0] for r in conn.execute("SELECT detail FROM events ORDER BY wall_ns")]
+    finally:
+        conn.close()
+    assert texts == [
+        '{"old": "02:00:00:00:00:01", "new": "02:00:00:00:00:02", "kind": "bridge",'
+        ' "addr_assign_type": null}',
+        '{"state": "gateway-mac-gone", "bridge": "br0", "mac": "02:00:00:00:00:01"}',
+        '{"detail": "events were lost"}',
+    ]
+
+
+def test_rows_of_older_versions_and_corrupt_rows_read_without_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with Store(path, create=True) as store:
+        run = store.begin_run("t", [], {})
+    rows = [
+        (1, "mac-changed", '{"old": "a", "new": "b", "seen_by": "v0"}'),  # a key of another version
+        (2, "mac-changed", '{"old": "a", "new": 7}'),  # a value of the wrong type
+        (3, "neigh-changed", "not json"),
+        (4, "port-joined", "[1, 2]"),  # not an object
+    ]
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            conn.executemany(
+                "INSERT INTO events (run, wall_ns, mono_ns, netns, kind, ifname, subject, detail)"
+                " VALUES (?, ?, ?, 'host', ?, 'br0', '', ?)",
+                [(run, t, t, kind, text) for t, kind, text in rows],
+            )
+    finally:
+        conn.close()
+    with Store(path) as store:
+        details = [e.detail for e in store.events()]
+    assert details == [
+        MacChange(old="a", new="b"),
+        RawDetail({"old": "a", "new": 7}),
+        RawDetail(),  # nothing readable
+        RawDetail(),
+    ]
 
 
 def test_facts_round_trip_by_run(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from pyroute2 import IPRoute
 
 from netsleuth import netns
 from netsleuth.lab import Churn, LabConfig, LabTopology, build_lab, nft_apply
-from netsleuth.model import EventKind, Outcome
+from netsleuth.model import EventKind, InvariantDetail, MacChange, NeighChange, Outcome
 from netsleuth.store import Store
 from netsleuth.watch import WatchConfig, WatchEngine
 
@@ -156,11 +156,12 @@ def test_events_invariant_and_mac_changes_match_ip_monitor(
         assert kinds[kind] > 0, f"no {kind} event recorded: {kinds}"
 
     mac_events = [e for e in events if e.kind == EventKind.MAC_CHANGED and e.ifname == topo.bridge]
-    stored = [initial_mac] + [e.detail["new"] for e in mac_events]
+    assert all(isinstance(e.detail, MacChange) for e in mac_events)
+    stored = [initial_mac] + [e.detail.new for e in mac_events]
     for before, after in itertools.pairwise(mac_events):
-        assert after.detail["old"] == before.detail["new"]
-    assert all(e.detail["addr_assign_type"] == 1 for e in mac_events)
-    assert all(e.detail["old"] != e.detail["new"] for e in mac_events)
+        assert after.detail.old == before.detail.new
+    assert all(e.detail.addr_assign_type == 1 for e in mac_events)
+    assert all(e.detail.old != e.detail.new for e in mac_events)
     independent = _bridge_macs_from_ip_monitor(log, topo.bridge)
     assert len(mac_events) >= 4
     assert independent == stored[len(stored) - len(independent) :]
@@ -168,15 +169,15 @@ def test_events_invariant_and_mac_changes_match_ip_monitor(
 
     # A mismatch right after a join is harmless (a port still owns the old MAC);
     # after a leave the container's gateway MAC belongs to no port: the outage.
-    dead = [
-        e
-        for e in events
-        if e.kind == EventKind.INVARIANT_VIOLATED and not e.detail["owned_by_port"]
-    ]
-    assert dead and all(e.detail["neigh_mac"].startswith("02:00:00:00:") for e in dead)
+    violated = [e for e in events if e.kind == EventKind.INVARIANT_VIOLATED]
+    assert all(isinstance(e.detail, InvariantDetail) for e in violated)
+    dead = [e for e in violated if not e.detail.owned_by_port]
+    assert dead and all(e.detail.neigh_mac.startswith("02:00:00:00:") for e in dead)
     left = [e.wall_ns for e in events if e.kind == EventKind.PORT_LEFT]
     assert all(min(abs(e.wall_ns - t) for t in left) < 50_000_000 for e in dead)
-    neigh_states = {e.detail["state"] for e in events if e.kind == EventKind.NEIGH_CHANGED}
+    neigh = [e.detail for e in events if e.kind == EventKind.NEIGH_CHANGED]
+    assert all(isinstance(d, NeighChange) for d in neigh)
+    neigh_states = {d.state for d in neigh}
     assert {"STALE", "FAILED"} <= neigh_states or {"PROBE", "FAILED"} <= neigh_states
     fw = [e for e in events if e.kind == EventKind.FIREWALL_CHANGED]
     assert any("nsltest" in e.subject for e in fw)

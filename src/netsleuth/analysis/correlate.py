@@ -37,7 +37,14 @@ import numpy as np
 import numpy.typing as npt
 
 from netsleuth.analysis.stats import fisher_greater, holm, relative_risk
-from netsleuth.model import EventKind, NetEvent
+from netsleuth.model import (
+    DockerDetail,
+    EventKind,
+    FirewallChange,
+    InvariantDetail,
+    MacChange,
+    NetEvent,
+)
 
 __all__ = [
     "ALPHA",
@@ -119,10 +126,12 @@ def classify(event: NetEvent, bridges: Iterable[str] = ()) -> EventClass | None:
     """The class of an event, or None for events that mark an end, not a cause."""
     kind = EventKind(event.kind)
     where = event.netns
+    detail = event.detail
     if kind in _IGNORED:
         return None
     if kind is EventKind.MAC_CHANGED:
-        if event.detail.get("kind") == "bridge" or event.ifname in set(bridges):
+        of_bridge = isinstance(detail, MacChange) and detail.kind == "bridge"
+        if of_bridge or event.ifname in set(bridges):
             br = event.ifname
             return EventClass(f"mac-changed:{br}", f"MAC of bridge {br} changed", kind, br)
         return EventClass(
@@ -133,9 +142,10 @@ def classify(event: NetEvent, bridges: Iterable[str] = ()) -> EventClass | None:
         verb = "joined" if kind is EventKind.PORT_JOINED else "left"
         return EventClass(f"{kind}:{br}", f"port {verb} bridge {br}", kind, br)
     if kind is EventKind.INVARIANT_VIOLATED:
-        br = str(event.detail.get("bridge") or "")
+        invariant = detail if isinstance(detail, InvariantDetail) else InvariantDetail()
+        br = invariant.bridge
         on = f" (bridge {br})" if br else ""
-        if event.detail.get("owned_by_port"):
+        if invariant.owned_by_port:
             # the old MAC is still a port's: frames to it still reach the host
             return EventClass(
                 f"{kind}:owned:{br}",
@@ -145,11 +155,11 @@ def classify(event: NetEvent, bridges: Iterable[str] = ()) -> EventClass | None:
             )
         return EventClass(f"{kind}:{br}", f"gateway entry went stale{on}", kind, br or None)
     if kind is EventKind.FIREWALL_CHANGED:
-        if event.detail.get("nat"):
+        if isinstance(detail, FirewallChange) and detail.nat:
             return EventClass(f"{kind}:nat@{where}", f"NAT rules changed ({where})", kind)
         return EventClass(f"{kind}@{where}", f"firewall rules changed ({where})", kind)
     if kind is EventKind.DOCKER:
-        action = str(event.detail.get("action") or "event")
+        action = (detail.action if isinstance(detail, DockerDetail) else "") or "event"
         return EventClass(f"docker:{action}", f"container {action}", kind)
     if kind is EventKind.NEIGH_CHANGED:
         return EventClass(f"{kind}@{where}", f"neighbour entry changed ({where})", kind)

@@ -29,7 +29,7 @@ from netsleuth.analysis.result import (
 )
 from netsleuth.analysis.scoring import FAMILIES, Evidence, score_all, verdict_of
 from netsleuth.analysis.states import align, state_intervals
-from netsleuth.model import Bridge, EventKind, NetEvent
+from netsleuth.model import Bridge, EventKind, InvariantDetail, NetEvent
 from netsleuth.store import ProbeColumns, Series, Store
 
 __all__ = ["LOOKBACK_NS", "TIMELINE_BINS", "analyze", "analyze_data"]
@@ -124,7 +124,8 @@ def _stale_intervals(events: Sequence[NetEvent]) -> dict[str, list[tuple[int, in
     for ev in events:
         if ev.kind is EventKind.INVARIANT_VIOLATED:
             out.setdefault(ev.netns, [])
-            if not ev.detail.get("owned_by_port"):  # an old MAC still on a port works
+            owned = isinstance(ev.detail, InvariantDetail) and ev.detail.owned_by_port
+            if not owned:  # an old MAC still on a port works
                 open_since.setdefault(ev.netns, ev.wall_ns)
         elif ev.kind is EventKind.INVARIANT_RECOVERED:
             start = open_since.pop(ev.netns, None)

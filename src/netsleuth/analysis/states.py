@@ -118,9 +118,8 @@ def state_intervals(events: Iterable[NetEvent]) -> list[StateInterval]:
     for ev in events:
         if ev.kind not in (EventKind.STATE_ENTERED, EventKind.STATE_LEFT):
             continue
-        try:
-            change = StateChange.from_detail(ev.detail)
-        except (KeyError, ValueError):
+        change = ev.detail
+        if not isinstance(change, StateChange):
             continue  # a state this version does not know
         key = (ev.netns, change.state)
         if ev.kind is EventKind.STATE_ENTERED:

@@ -15,7 +15,6 @@ so this process never changes namespace.
 
 from netsleuth.audit.doctor import audit, container_namespaces, read_targets, run_doctor
 from netsleuth.audit.readers import (
-    BridgeMacState,
     Roots,
     bridge_mac_state,
     read_snapshot,
@@ -26,7 +25,6 @@ from netsleuth.audit.snapshot import HostSnapshot
 
 __all__ = [
     "RULES",
-    "BridgeMacState",
     "HostSnapshot",
     "Roots",
     "Rule",

@@ -27,7 +27,6 @@ from pathlib import Path
 
 from netsleuth.audit.firewall import parse_iptables_save, parse_nft_json
 from netsleuth.audit.snapshot import (
-    ADDR_SET,
     Address,
     ConntrackStats,
     Firewall,
@@ -40,6 +39,7 @@ from netsleuth.audit.snapshot import (
 )
 from netsleuth.docker.daemons import list_daemons
 from netsleuth.errors import NetsleuthError, TargetNotFound
+from netsleuth.model import Bridge
 from netsleuth.netns import (
     Links,
     Namespace,
@@ -53,7 +53,6 @@ from netsleuth.netns import (
 )
 
 __all__ = [
-    "BridgeMacState",
     "Roots",
     "bridge_mac_state",
     "read_link_policies",
@@ -533,28 +532,18 @@ def read_snapshot_in(
     return snap
 
 
-@dataclass(frozen=True, slots=True)
-class BridgeMacState:
-    bridge: str
-    mac: str
-    addr_assign_type: int
+def bridge_mac_state(netns: Namespace | str | Path | None, bridge: str) -> Bridge:
+    """The :class:`Bridge` (MAC and ``addr_assign_type``) of a bridge in a
+    namespace (None: this one): a Namespace, a name, or a path such as
+    ``/proc/PID/ns/net``. ``addr_assign_type`` is only in sysfs, so a worker
+    that has the namespace's sysfs reads it."""
+    ns = Namespace.of(netns)
 
-    @property
-    def pinned(self) -> bool:
-        return self.addr_assign_type == ADDR_SET
-
-
-def bridge_mac_state(netns: Namespace | str | Path | None, bridge: str) -> BridgeMacState:
-    """MAC and ``addr_assign_type`` of a bridge in a namespace (None: this
-    one): a Namespace, a name, or a path such as ``/proc/PID/ns/net``.
-    ``addr_assign_type`` is only in sysfs, so a worker that has the
-    namespace's sysfs reads it."""
-
-    def read() -> BridgeMacState:
+    def read() -> Bridge:
         d = Path("/sys/class/net") / bridge
         mac, aat = _read(d / "address"), _read(d / "addr_assign_type")
         if mac is None or aat is None:
             raise TargetNotFound(f"no interface {bridge} here; check the name with `ip link`")
-        return BridgeMacState(bridge=bridge, mac=mac.lower(), addr_assign_type=int(aat))
+        return Bridge(name=bridge, netns=ns.label, mac=mac.lower(), addr_assign_type=int(aat))
 
-    return Namespace.of(netns).run_process(read, 10.0)
+    return ns.run_process(read, 10.0)

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from netsleuth.docker.daemons import DockerdProcess
+from netsleuth.model import ADDR_ASSIGN_SET
 
 __all__ = [
     "ADDR_ASSIGN_NAMES",
-    "ADDR_SET",
     "ZERO_MAC",
     "Address",
     "ConntrackStats",
@@ -36,7 +36,6 @@ __all__ = [
 ADDR_PERM = 0
 ADDR_RANDOM = 1
 ADDR_STOLEN = 2
-ADDR_SET = 3
 ADDR_ASSIGN_NAMES = {0: "permanent", 1: "random", 2: "stolen", 3: "set"}
 
 ZERO_MAC = "00:00:00:00:00:00"
@@ -66,7 +65,7 @@ class Link:
 
     @property
     def pinned(self) -> bool:
-        return self.addr_assign_type == ADDR_SET
+        return self.addr_assign_type == ADDR_ASSIGN_SET
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,8 @@
 daemon, owned and joined by :class:`DockerEventSource`.
 
 Each Engine API event (``/events``) becomes ``NetEvent(kind=DOCKER,
-netns="host", subject=<container name>, detail={"action", "id", "image",
-"daemon", "type", ...})``, stamped with the daemon's own nanosecond time and
+netns="host", subject=<container name>, detail=DockerDetail(action, type,
+daemon, id, image, ...))``, stamped with the daemon's own nanosecond time and
 the matching CLOCK_MONOTONIC instant. A stream that ends while the source is
 running (the daemon stopped) yields one ``NOTE`` event saying so.
 """
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netsleuth.lifecycle import StartStop
-from netsleuth.model import EventKind, NetEvent
+from netsleuth.model import DockerDetail, EventKind, NetEvent, NoteDetail
 
 __all__ = ["DEFAULT_TYPES", "Clock", "DockerEventSource", "event_from_docker"]
 
@@ -58,24 +58,29 @@ def event_from_docker(
         wall = int(raw.get("time", 0)) * 1_000_000_000
     wall = int(wall) if wall else wall_now_ns
     mono = mono_now_ns - (wall_now_ns - wall)
-    detail: dict[str, Any] = {"action": action, "type": etype, "daemon": daemon}
     if etype == "network":
         # connect/disconnect: the actor is the network, the container is an attribute.
         container_id = str(attrs.get("container", ""))
-        detail |= {
-            "id": container_id,
-            "image": "",
-            "network": str(attrs.get("name", "")),
-            "network_id": actor_id,
-        }
+        detail = DockerDetail(
+            action,
+            etype,
+            daemon,
+            id=container_id,
+            network=str(attrs.get("name", "")),
+            network_id=actor_id,
+        )
         subject = (names or {}).get(container_id) or container_id[:12]
     else:
-        detail |= {"id": actor_id, "image": str(attrs.get("image") or raw.get("from") or "")}
+        detail = DockerDetail(
+            action,
+            etype,
+            daemon,
+            id=actor_id,
+            image=str(attrs.get("image") or raw.get("from") or ""),
+            exit_code=int(attrs["exitCode"]) if "exitCode" in attrs else None,
+            signal=str(attrs["signal"]) if "signal" in attrs else None,
+        )
         subject = str(attrs.get("name") or actor_id[:12])
-        if "exitCode" in attrs:
-            detail["exit_code"] = int(attrs["exitCode"])
-        if "signal" in attrs:
-            detail["signal"] = str(attrs["signal"])
     return NetEvent(
         wall_ns=wall,
         mono_ns=mono,
@@ -168,11 +173,12 @@ class DockerEventSource(StartStop):
                     names=names,
                 )
                 if event is not None:
-                    if event.detail["type"] == "container":
-                        if event.detail["action"] == "destroy":
-                            names.pop(event.detail["id"], None)
+                    detail = event.detail
+                    if isinstance(detail, DockerDetail) and detail.type == "container":
+                        if detail.action == "destroy":
+                            names.pop(detail.id, None)
                         else:
-                            names[event.detail["id"]] = event.subject
+                            names[detail.id] = event.subject
                     with self._lock:
                         self.count += 1
                     self._sink(event)
@@ -191,7 +197,9 @@ class DockerEventSource(StartStop):
                         netns="host",
                         kind=EventKind.NOTE,
                         subject="docker-events",
-                        detail={"daemon": host, "message": f"docker event stream ended: {reason}"},
+                        detail=NoteDetail(
+                            daemon=host, message=f"docker event stream ended: {reason}"
+                        ),
                     )
                 )
 

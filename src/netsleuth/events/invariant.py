@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from netsleuth.events.state import NamespaceState
-from netsleuth.model import EventKind, NetEvent
+from netsleuth.model import EventKind, InvariantDetail, NetEvent
 
 __all__ = ["GatewayCheck", "GatewayInvariant"]
 
@@ -71,10 +71,7 @@ class GatewayInvariant:
             kind,
             verdict.bridge,
             verdict.gateway,
-            {
-                "gateway_mac": verdict.gateway_mac,
-                "neigh_mac": verdict.neigh_mac,
-                "bridge": verdict.bridge,
-                "owned_by_port": verdict.owned_by_port,
-            },
+            InvariantDetail(
+                verdict.gateway_mac, verdict.neigh_mac, verdict.bridge, verdict.owned_by_port
+            ),
         )

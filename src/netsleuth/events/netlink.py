@@ -39,7 +39,7 @@ from netsleuth.events.state import (
     NeighMsg,
     RouteMsg,
 )
-from netsleuth.model import EventKind, NetEvent
+from netsleuth.model import EventKind, NetEvent, NoteDetail
 
 __all__ = ["NetlinkMonitor", "wall_mono"]
 
@@ -244,7 +244,7 @@ class NetlinkMonitor:
                         EventKind.NOTE,
                         "",
                         "netlink overrun",
-                        {"detail": "events were lost; state re-read"},
+                        NoteDetail("events were lost; state re-read"),
                     )
                 ]
             )

@@ -12,18 +12,17 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from netsleuth import netns
 from netsleuth.events.netlink import wall_mono
-from netsleuth.model import EventKind, NetEvent
+from netsleuth.model import EventKind, FirewallChange, NetEvent
 
 __all__ = ["NftMonitor", "summarize"]
 
 _NAT_WORDS = ("masquerade", "snat", "dnat", '"nat"')
 
 
-def summarize(line: str) -> dict[str, Any] | None:
+def summarize(line: str) -> FirewallChange | None:
     """Pure: one ``nft -j monitor`` line -> event detail, or None to skip."""
     try:
         data = json.loads(line)
@@ -44,7 +43,7 @@ def summarize(line: str) -> dict[str, Any] | None:
     if spec.get("name"):
         parts.append(str(spec["name"]))
     summary = f"{op} {obj} {'/'.join(parts)}".strip()
-    return {"op": op, "object": obj, "summary": summary, "nat": any(w in line for w in _NAT_WORDS)}
+    return FirewallChange(str(op), str(obj), summary, any(w in line for w in _NAT_WORDS))
 
 
 class NftMonitor:
@@ -91,7 +90,7 @@ class NftMonitor:
                         mono,
                         self.label,
                         EventKind.FIREWALL_CHANGED,
-                        subject=detail["summary"],
+                        subject=detail.summary,
                         detail=detail,
                     )
                 ]

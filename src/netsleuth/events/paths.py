@@ -7,9 +7,11 @@ namespace holding the bridge, the bridge, the target's subnet and gateway.
 namespaces (and the firewall, when known) and returns the states a cause's
 mechanism predicts, each with what was seen (:class:`~netsleuth.model.StateChange`):
 
-- ``gateway-mac-gone``: the gateway entry holds a MAC that neither the bridge
-  nor any port has, and nobody behind a port sent from it: frames to it are
-  flooded to no one (the bridge-MAC flap);
+- ``gateway-mac-gone``: the gateway entry holds a MAC the bridge had earlier
+  but that neither the bridge nor any port has now, and nobody behind a port
+  sends from: frames to it are flooded to no one (the bridge-MAC flap). A MAC
+  the host namespace never showed gives no state (its events may still be on
+  their way; a MAC held since before the watch began is not recognised);
 - ``gateway-mac-port``: it holds another port's MAC (the bridge's earlier MAC,
   still a port's): the host drops such frames as not its own unless they come
   through that very port;
@@ -171,12 +173,13 @@ def _gateway_state(
         return StateChange(
             StateKind.GATEWAY_MAC_FOREIGN, gw_link.name, mac=mac, port=host.name_of(learned)
         )
-    was = mac in host.mac_history.get(gw_link.index, ())
+    if mac not in host.mac_history.get(gw_link.index, ()):
+        # A MAC the host namespace has not shown yet: its netlink events can
+        # lag the target's by a few ms (a port joining), so say nothing until
+        # they tell whose it is.
+        return None
     return StateChange(
-        StateKind.GATEWAY_MAC_GONE,
-        gw_link.name,
-        mac=mac,
-        note="the bridge's earlier MAC" if was else "",
+        StateKind.GATEWAY_MAC_GONE, gw_link.name, mac=mac, note="the bridge's earlier MAC"
     )
 
 
@@ -278,5 +281,5 @@ class StateTracker:
             kind,
             change.link or change.bridge,
             str(change.state),
-            change.to_detail(),
+            change,
         )

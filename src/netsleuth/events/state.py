@@ -12,9 +12,20 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from netsleuth.model import EventKind, NetEvent
+from netsleuth.model import (
+    EventDetail,
+    EventKind,
+    FdbDetail,
+    LinkDetail,
+    MacChange,
+    MtuChange,
+    NeighChange,
+    NetEvent,
+    OperChange,
+    PortDetail,
+    RouteDetail,
+)
 
 __all__ = [
     "AddrMsg",
@@ -139,9 +150,7 @@ class NamespaceState:
         if link.kind == "bridge" and link.mac:
             self.mac_history.setdefault(link.index, set()).add(link.mac)
 
-    def _event(
-        self, kind: EventKind, ifname: str = "", subject: str = "", /, **detail: Any
-    ) -> NetEvent:
+    def _event(self, kind: EventKind, ifname: str, subject: str, detail: EventDetail) -> NetEvent:
         wall, mono = self.clock()
         return NetEvent(wall, mono, self.label, kind, ifname, subject, detail)
 
@@ -157,22 +166,29 @@ class NamespaceState:
             if old.master:
                 events.append(
                     self._event(
-                        EventKind.PORT_LEFT, old.name, self.name_of(old.master), mac=old.mac
+                        EventKind.PORT_LEFT, old.name, self.name_of(old.master), PortDetail(old.mac)
                     )
                 )
-            events.append(self._event(EventKind.LINK_REMOVED, old.name, kind=old.kind, mac=old.mac))
+            events.append(
+                self._event(EventKind.LINK_REMOVED, old.name, "", LinkDetail(old.kind, old.mac))
+            )
             return events
         if old is not None and not new.kind:
             new = replace(new, kind=old.kind)
         self.remember(new)
         if old is None:
             events.append(
-                self._event(EventKind.LINK_ADDED, new.name, kind=new.kind, mac=new.mac, mtu=new.mtu)
+                self._event(
+                    EventKind.LINK_ADDED, new.name, "", LinkDetail(new.kind, new.mac, new.mtu)
+                )
             )
             if new.master:
                 events.append(
                     self._event(
-                        EventKind.PORT_JOINED, new.name, self.name_of(new.master), mac=new.mac
+                        EventKind.PORT_JOINED,
+                        new.name,
+                        self.name_of(new.master),
+                        PortDetail(new.mac),
                     )
                 )
             return events
@@ -180,32 +196,35 @@ class NamespaceState:
             if old.master:
                 events.append(
                     self._event(
-                        EventKind.PORT_LEFT, new.name, self.name_of(old.master), mac=old.mac
+                        EventKind.PORT_LEFT, new.name, self.name_of(old.master), PortDetail(old.mac)
                     )
                 )
             if new.master:
                 events.append(
                     self._event(
-                        EventKind.PORT_JOINED, new.name, self.name_of(new.master), mac=new.mac
+                        EventKind.PORT_JOINED,
+                        new.name,
+                        self.name_of(new.master),
+                        PortDetail(new.mac),
                     )
                 )
         if old.mac != new.mac:
+            aat = self.addr_assign_type(new.name)
             events.append(
                 self._event(
-                    EventKind.MAC_CHANGED,
-                    new.name,
-                    old=old.mac,
-                    new=new.mac,
-                    kind=new.kind,
-                    addr_assign_type=self.addr_assign_type(new.name),
+                    EventKind.MAC_CHANGED, new.name, "", MacChange(old.mac, new.mac, new.kind, aat)
                 )
             )
         if old.operstate != new.operstate:
             events.append(
-                self._event(EventKind.OPER_CHANGED, new.name, old=old.operstate, new=new.operstate)
+                self._event(
+                    EventKind.OPER_CHANGED, new.name, "", OperChange(old.operstate, new.operstate)
+                )
             )
         if old.mtu != new.mtu:
-            events.append(self._event(EventKind.MTU_CHANGED, new.name, old=old.mtu, new=new.mtu))
+            events.append(
+                self._event(EventKind.MTU_CHANGED, new.name, "", MtuChange(old.mtu, new.mtu))
+            )
         return events
 
     # -- addresses and routes --------------------------------------------------
@@ -232,11 +251,8 @@ class NamespaceState:
             elif not msg.deleted and msg.gateway:
                 self.gateway, self.gateway_oif = msg.gateway, msg.oif
         kind = EventKind.ROUTE_REMOVED if msg.deleted else EventKind.ROUTE_ADDED
-        return [
-            self._event(
-                kind, self.name_of(msg.oif) if msg.oif else "", msg.dst, gateway=msg.gateway
-            )
-        ]
+        ifname = self.name_of(msg.oif) if msg.oif else ""
+        return [self._event(kind, ifname, msg.dst, RouteDetail(msg.gateway))]
 
     # -- neighbours and FDB -----------------------------------------------------
     def on_neigh(self, msg: NeighMsg) -> list[NetEvent]:
@@ -255,10 +271,12 @@ class NamespaceState:
                 EventKind.NEIGH_CHANGED,
                 self.name_of(msg.index),
                 msg.ip,
-                state="DELETED" if after is None else nud_state_name(after[1]),
-                lladdr=after[0] if after else "",
-                old_state=nud_state_name(before[1]) if before else "NONE",
-                old_lladdr=before[0] if before else "",
+                NeighChange(
+                    state="DELETED" if after is None else nud_state_name(after[1]),
+                    lladdr=after[0] if after else "",
+                    old_state=nud_state_name(before[1]) if before else "NONE",
+                    old_lladdr=before[0] if before else "",
+                ),
             )
         ]
 
@@ -270,8 +288,5 @@ class NamespaceState:
             else:
                 self.fdb[(msg.master, msg.mac)] = (msg.index, bool(msg.state & 0x80))
         bridge = self.name_of(msg.master) if msg.master else ""
-        return [
-            self._event(
-                kind, self.name_of(msg.index), bridge, mac=msg.mac, local=bool(msg.state & 0x80)
-            )
-        ]
+        local = bool(msg.state & 0x80)
+        return [self._event(kind, self.name_of(msg.index), bridge, FdbDetail(msg.mac, local))]

@@ -76,17 +76,15 @@ def leftovers(entries: Iterable[CtEntry], subnets: Sequence[Network]) -> list[Ct
 
 def bridge_subnets(bridge: str) -> list[Network]:
     """The IPv4 subnets of ``bridge`` in the calling thread's namespace."""
-    from pyroute2 import IPRoute
+    from netsleuth.netns import Links
 
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=bridge)
-        if not found:
-            return []
-        addrs = ipr.get_addr(index=found[0], family=socket.AF_INET)
+    with Links() as links:
+        index = links.find(bridge)
+        addrs = links.addresses() if index is not None else []
     return [
-        ipaddress.IPv4Network(f"{a.get('address')}/{a['prefixlen']}", strict=False)
+        ipaddress.IPv4Network(f"{a.address}/{a.prefixlen}", strict=False)
         for a in addrs
-        if a.get("address")
+        if a.index == index and ":" not in a.address
     ]
 
 

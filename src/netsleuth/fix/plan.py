@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netsleuth.audit.readers import BridgeMacState, bridge_mac_state
+from netsleuth.audit.readers import bridge_mac_state
 from netsleuth.errors import InvalidArgument
 from netsleuth.fix.apply import pin_bridge_mac, set_sysctl
 from netsleuth.fix.configs import (
@@ -30,6 +30,7 @@ from netsleuth.fix.configs import (
 from netsleuth.fix.conntrack import delete_leftovers, read_leftovers
 from netsleuth.fix.mac import derive_mac, normalize_mac, read_machine_id
 from netsleuth.fix.sysctl import read_sysctl
+from netsleuth.model import Bridge
 from netsleuth.netns import arp_notify_key
 
 __all__ = [
@@ -57,18 +58,18 @@ def etc_root(given: Path | None = None) -> Path:
     return Path(os.environ.get(ETC_ROOT_ENV, "/etc"))
 
 
-def choose_mac(spec: str, state: BridgeMacState, machine_id: str | None) -> tuple[str, str]:
+def choose_mac(spec: str, state: Bridge, machine_id: str | None) -> tuple[str, str]:
     """(mac, how it was chosen) for ``--mac auto|current|XX:..``."""
     if spec == "current":
-        if state.mac == ZERO_MAC:
+        if not state.mac or state.mac == ZERO_MAC:
             raise InvalidArgument(
-                f"{state.bridge} has no MAC yet (no ports); use --mac auto or --mac XX:.."
+                f"{state.name} has no MAC yet (no ports); use --mac auto or --mac XX:.."
             )
         return state.mac, "current MAC, kept"
     if spec == "auto":
         if machine_id is None:
             raise InvalidArgument("--mac auto needs /etc/machine-id; pass --mac XX:.. instead")
-        return derive_mac(state.bridge, machine_id), "derived from bridge name and machine id"
+        return derive_mac(state.name, machine_id), "derived from bridge name and machine id"
     return normalize_mac(spec), "given"
 
 
@@ -76,7 +77,7 @@ def choose_mac(spec: str, state: BridgeMacState, machine_id: str | None) -> tupl
 class BridgeFixPlan:
     bridge: str
     netns: str
-    state: BridgeMacState
+    state: Bridge
     mac: str
     mac_source: str
     persist: str
@@ -151,7 +152,7 @@ def _hints(bridge: str, mac: str, etc_root: Path, managers: list[str]) -> str:
 
 
 def plan_bridge_fix(
-    state: BridgeMacState,
+    state: Bridge,
     netns: str,
     *,
     mac_spec: str,
@@ -172,9 +173,9 @@ def plan_bridge_fix(
         defs = [d for d in definitions if d.manager in managers]
         if not defs:
             refusal = (
-                f"{state.bridge} is not defined in any {' / '.join(managers)} configuration "
+                f"{state.name} is not defined in any {' / '.join(managers)} configuration "
                 f"under {etc_root}, so the fix would not survive a reboot; add it by hand: "
-                f"{_hints(state.bridge, mac, etc_root, managers)}; or pin it only until "
+                f"{_hints(state.name, mac, etc_root, managers)}; or pin it only until "
                 "reboot with --persist none"
             )
         else:
@@ -183,7 +184,7 @@ def plan_bridge_fix(
             except EditRefused as exc:
                 refusal = str(exc)
     return BridgeFixPlan(
-        bridge=state.bridge,
+        bridge=state.name,
         netns=netns,
         state=state,
         mac=mac,

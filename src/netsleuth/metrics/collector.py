@@ -27,7 +27,15 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from netsleuth import __version__
 from netsleuth.metrics.labels import OTHER, BoundedValues, InterfaceLabels
-from netsleuth.model import EventKind, Finding, NetEvent, Outcome, ProbeResult
+from netsleuth.model import (
+    ADDR_ASSIGN_SET,
+    EventKind,
+    Finding,
+    MacChange,
+    NetEvent,
+    Outcome,
+    ProbeResult,
+)
 
 __all__ = ["LATENCY_BUCKETS", "WatchMetrics", "new_registry"]
 
@@ -55,7 +63,6 @@ _SERIES_KEY = attrgetter("target", "probe", "server", "outcome")
 
 SeriesKey = tuple[str, str, str]
 
-_ADDR_SET = 3  # addr_assign_type of an address set by hand: the bridge MAC is pinned
 _MAX_BRIDGE_NAMES = 4096
 
 
@@ -178,14 +185,13 @@ class WatchMetrics(Collector):
             self._remember_bridge(event.netns, event.subject)
             self._port_changes[self._bridge_key(event.netns, event.subject)] += 1
         elif kind is EventKind.MAC_CHANGED and event.ifname:
-            detail = event.detail
-            if detail.get("kind") == "bridge" or (event.netns, event.ifname) in self._bridge_names:
+            change = event.detail if isinstance(event.detail, MacChange) else MacChange()
+            if change.kind == "bridge" or (event.netns, event.ifname) in self._bridge_names:
                 self._remember_bridge(event.netns, event.ifname)
                 key = self._bridge_key(event.netns, event.ifname)
                 self._mac_changes[key] += 1
-                aat = detail.get("addr_assign_type")
-                if isinstance(aat, int):
-                    self._pinned[key] = aat == _ADDR_SET
+                if change.addr_assign_type is not None:
+                    self._pinned[key] = change.addr_assign_type == ADDR_ASSIGN_SET
         elif kind in (EventKind.STATE_ENTERED, EventKind.STATE_LEFT) and event.subject:
             target = self._targets.get(event.netns)
             self._states[(target, event.subject)] = kind is EventKind.STATE_ENTERED

@@ -7,7 +7,7 @@ an event's interface to a label value from a bounded set:
 1. no interface → ``none``;
 2. a port of a known bridge (the event names the bridge, or the port was seen
    joining it) → ``port:<bridge>``;
-3. a link of a kind created per container or VM (the event's ``kind`` detail,
+3. a link of a kind created per container or VM (the kind in the event's detail,
    or that of an earlier event about the same link, is ``veth``, ``tap``,
    ...), or a name with such a prefix (``veth…``,
    ``vnet…``, ``tap…``, ``cali…``, ``lxc…``) → that kind or prefix and
@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 
-from netsleuth.model import EventKind, NetEvent
+from netsleuth.model import EventKind, LinkDetail, MacChange, NetEvent
 
 __all__ = ["OTHER", "BoundedValues", "InterfaceLabels"]
 
@@ -79,11 +79,12 @@ class InterfaceLabels:
         if not ifname:
             return NONE
         key = (event.netns, ifname)
+        detail = event.detail
         bridge = ""
         if event.kind in _PORT_KINDS and event.subject and event.subject != ifname:
             bridge = event.subject
-        elif master := event.detail.get("master"):
-            bridge = str(master)
+        elif isinstance(detail, LinkDetail) and detail.master:
+            bridge = detail.master
         if bridge:
             self._remember(self._port_of, key, bridge)
         else:
@@ -92,9 +93,9 @@ class InterfaceLabels:
             self._port_of.pop(key, None)
         if bridge:
             return f"port:{self.bridge_label(bridge)}"
-        link_kind = event.detail.get("kind")
+        link_kind = detail.kind if isinstance(detail, LinkDetail | MacChange) else None
         if link_kind in _EPHEMERAL_KINDS:
-            self._remember(self._kind_of, key, str(link_kind))
+            self._remember(self._kind_of, key, link_kind)
         else:
             link_kind = self._kind_of.get(key)
         if event.kind is EventKind.LINK_REMOVED:

@@ -61,7 +61,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from netsleuth.causes import CAUSES
-from netsleuth.model import EventKind, Finding, NetEvent, Severity
+from netsleuth.model import EventKind, Finding, MacChange, NetEvent, PortDetail, Severity
 from netsleuth.packets.model import (
     ArpPacket,
     DnsPacket,
@@ -138,9 +138,7 @@ def bridge_history(events: Iterable[NetEvent], bridge: str = "") -> BridgeHistor
     if not bridge:
         bridges = {e.subject for e in evs if e.kind is EventKind.PORT_JOINED and e.subject}
         bridges |= {
-            e.ifname
-            for e in evs
-            if e.kind is EventKind.MAC_CHANGED and e.detail.get("kind") == "bridge"
+            e.ifname for e in evs if isinstance(e.detail, MacChange) and e.detail.kind == "bridge"
         }
         if len(bridges) != 1:
             return None
@@ -150,20 +148,22 @@ def bridge_history(events: Iterable[NetEvent], bridge: str = "") -> BridgeHistor
     open_ports: dict[str, tuple[str, int]] = {}
     ports: list[tuple[str, str, int, int | None]] = []
     for e in evs:
-        if e.kind is EventKind.MAC_CHANGED and e.ifname == bridge:
-            new = str(e.detail.get("new", "")).lower()
-            old = str(e.detail.get("old", "")).lower()
+        detail = e.detail
+        if isinstance(detail, MacChange) and e.ifname == bridge:
+            new, old = detail.new.lower(), detail.old.lower()
             if not times and old:
                 times.append(0)
                 macs.append(old)
             if new:
                 times.append(e.wall_ns)
                 macs.append(new)
-        elif e.kind is EventKind.PORT_JOINED and e.subject == bridge:
-            open_ports[e.ifname] = (str(e.detail.get("mac", "")).lower(), e.wall_ns)
-        elif e.kind is EventKind.PORT_LEFT and e.subject == bridge:
-            mac, joined = open_ports.pop(e.ifname, (str(e.detail.get("mac", "")).lower(), 0))
-            ports.append((mac, e.ifname, joined, e.wall_ns))
+        elif e.kind in (EventKind.PORT_JOINED, EventKind.PORT_LEFT) and e.subject == bridge:
+            port_mac = detail.mac.lower() if isinstance(detail, PortDetail) else ""
+            if e.kind is EventKind.PORT_JOINED:
+                open_ports[e.ifname] = (port_mac, e.wall_ns)
+            else:
+                mac, joined = open_ports.pop(e.ifname, (port_mac, 0))
+                ports.append((mac, e.ifname, joined, e.wall_ns))
     ports.extend((mac, port, joined, None) for port, (mac, joined) in open_ports.items())
     return BridgeHistory(bridge, tuple(times), tuple(macs), tuple(ports))
 

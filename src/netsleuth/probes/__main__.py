@@ -5,5 +5,4 @@ from multiprocessing.connection import Connection
 
 from netsleuth.probes.worker import worker_main
 
-conn = Connection(int(sys.argv[1]))
-worker_main(conn.recv(), conn)
+worker_main(Connection(int(sys.argv[1])))

@@ -4,13 +4,11 @@ It enters the target's network namespace for good (the parent never changes
 namespace), expands server-less DNS probes from the target's own
 resolv.conf, and runs every probe on its fixed schedule in one epoll loop:
 a fresh non-blocking socket per attempt, every datagram drained when ready,
-timeouts kept in send order. Results go to the parent in batches over a
-pipe as compact tuples ``(probe index, wall_ns, mono_ns, outcome,
-latency_ns, answer)``.
-
-Messages to the parent: ``("ready", [(probe text, server), ...])``, then
-``("results", [...])`` repeatedly, ``("done", stats)`` or ``("error", text)``.
-The parent sends ``"stop"``.
+timeouts kept in send order. It speaks :mod:`.protocol` with the parent:
+a :class:`~.protocol.WorkerConfig` in, :class:`~.protocol.Ready`, then
+:class:`~.protocol.Results` batches (at least every 50 ms), and
+:class:`~.protocol.Done` or :class:`~.protocol.Failed` out; it stops on
+:class:`~.protocol.Stop`.
 """
 
 from __future__ import annotations
@@ -31,7 +29,6 @@ import sys
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -39,37 +36,36 @@ import dns.message
 import dns.rdatatype
 
 from netsleuth.model import Outcome
+from netsleuth.probes.protocol import (
+    Done,
+    Failed,
+    ProbeSlot,
+    ProtocolError,
+    Ready,
+    ResultRow,
+    Results,
+    Stop,
+    WorkerConfig,
+    WorkerStats,
+)
 from netsleuth.probes.schedule import Schedule
 from netsleuth.probes.spec import ProbeSpec, expand_dns_servers, parse_probe
 
-__all__ = ["WorkerConfig", "spawn_worker", "worker_main"]
+__all__ = ["spawn_worker", "worker_main"]
 
 PR_SET_PDEATHSIG = 1
 FLUSH_NS = 50_000_000  # results reach the parent at least every 50 ms
 MAX_BURST = 256  # sends per loop pass before answers are drained again
 LATE_NS = 10_000_000  # an attempt sent this long after its slot counts as late
 
-_OK, _TIMEOUT, _REFUSED = int(Outcome.OK), int(Outcome.TIMEOUT), int(Outcome.REFUSED)
-_NXDOMAIN, _SERVFAIL = int(Outcome.NXDOMAIN), int(Outcome.SERVFAIL)
-_UNREACH, _ERROR, _BAD = int(Outcome.UNREACHABLE), int(Outcome.ERROR), int(Outcome.BAD_ANSWER)
+_OK, _TIMEOUT, _REFUSED = Outcome.OK, Outcome.TIMEOUT, Outcome.REFUSED
+_NXDOMAIN, _SERVFAIL = Outcome.NXDOMAIN, Outcome.SERVFAIL
+_UNREACH, _ERROR, _BAD = Outcome.UNREACHABLE, Outcome.ERROR, Outcome.BAD_ANSWER
 _RCODE_OUTCOME = {0: _OK, 2: _SERVFAIL, 3: _NXDOMAIN, 5: _REFUSED}
 _UNREACH_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ENONET}
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerConfig:
-    target: str
-    netns_path: str | None  # None: stay in the namespace we were started in
-    netns_name: str | None  # named namespaces get /etc/netns/NAME bound over /etc
-    probes: tuple[str, ...]
-    rate: float
-    timeout: float
-    jitter: float = 0.1
-    count: int | None = None  # attempts per probe, None for unbounded
-    seed: int | None = None
-
-
-def _errno_outcome(exc: OSError) -> int:
+def _errno_outcome(exc: OSError) -> Outcome:
     code: int = exc.errno or 0
     if code == errno.ECONNREFUSED:
         return _REFUSED
@@ -115,8 +111,8 @@ class _Loop:
         # fd -> (socket, probe, token, send mono_ns)
         self.inflight: dict[int, tuple[socket.socket, _Probe, int, int]] = {}
         self.deadlines: deque[tuple[int, int, socket.socket]] = deque()
-        self.results: list[tuple[int, int, int, int, int, str]] = []
-        self.answers: dict[bytes, tuple[int, str]] = {}
+        self.results: list[ResultRow] = []
+        self.answers: dict[bytes, tuple[Outcome, str]] = {}
         self.rng = random.Random(cfg.seed)
         self.wall_offset = time.time_ns() - time.monotonic_ns()
         self.max_lag_ns = 0
@@ -125,7 +121,7 @@ class _Loop:
         # Every attempt in flight holds a socket: stay below the fd limit.
         self.max_inflight = max(64, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 256)
         self.resolver: ThreadPoolExecutor | None = None
-        self.resolved: deque[tuple[_Probe, int, int, int, str]] = deque()
+        self.resolved: deque[tuple[_Probe, int, Outcome, int | None, str]] = deque()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.ep.register(self.wake_r, select.EPOLLIN)
         self.ep.register(conn.fileno(), select.EPOLLIN)
@@ -164,7 +160,7 @@ class _Loop:
             sock.send(qid.to_bytes(2, "big") + probe.tail)
         except OSError as exc:
             sock.close()
-            self.record(probe, now, _errno_outcome(exc), -1, "")
+            self.record(probe, now, _errno_outcome(exc), None, "")
             return
         fd = sock.fileno()
         self.ep.register(fd, select.EPOLLIN)
@@ -176,7 +172,7 @@ class _Loop:
         rc = sock.connect_ex((probe.spec.server, probe.spec.port))
         if rc not in (0, errno.EINPROGRESS):
             sock.close()
-            self.record(probe, now, _errno_outcome(OSError(rc, "")), -1, "")
+            self.record(probe, now, _errno_outcome(OSError(rc, "")), None, "")
             return
         self._track(sock, probe, 0, now, select.EPOLLOUT)
 
@@ -192,7 +188,7 @@ class _Loop:
             )
             sock.sendto(packet + payload, (probe.spec.server, 0))
         except OSError as exc:
-            self.record(probe, now, _errno_outcome(exc), -1, "")
+            self.record(probe, now, _errno_outcome(exc), None, "")
             return
         self._track(sock, probe, (ident << 16) | seq, now, select.EPOLLIN)
 
@@ -206,6 +202,7 @@ class _Loop:
 
     def _resolved(self, future: Future[Any], probe: _Probe, sent: int) -> None:
         done = time.monotonic_ns()
+        item: tuple[_Probe, int, Outcome, int | None, str]
         try:
             infos = future.result()
             answer = " ".join(sorted({str(i[4][0]) for i in infos}))
@@ -214,12 +211,14 @@ class _Loop:
             outcome = {socket.EAI_NONAME: _NXDOMAIN, socket.EAI_AGAIN: _TIMEOUT}.get(
                 exc.errno or 0, _ERROR
             )
-            item = (probe, sent, outcome, -1, "")
+            item = (probe, sent, outcome, None, "")
         self.resolved.append(item)
         os.write(self.wake_w, b"x")
 
     # -- receiving -------------------------------------------------------------
-    def record(self, probe: _Probe, sent: int, outcome: int, latency: int, answer: str) -> None:
+    def record(
+        self, probe: _Probe, sent: int, outcome: Outcome, latency: int | None, answer: str
+    ) -> None:
         self.results.append((probe.index, sent + self.wall_offset, sent, outcome, latency, answer))
 
     def _close(self, fd: int, sock: socket.socket) -> None:
@@ -252,9 +251,9 @@ class _Loop:
         except OSError as exc:
             outcome, answer = _errno_outcome(exc), ""
         self._close(fd, sock)
-        self.record(probe, sent, outcome, now - sent if outcome == _OK else -1, answer)
+        self.record(probe, sent, outcome, now - sent if outcome is _OK else None, answer)
 
-    def _dns_answer(self, data: bytes) -> tuple[int, str]:
+    def _dns_answer(self, data: bytes) -> tuple[Outcome, str]:
         key = data[2:]
         cached = self.answers.get(key)
         if cached is None:
@@ -288,18 +287,18 @@ class _Loop:
             entry = self.inflight.get(fd)
             if entry is not None and entry[0] is sock:
                 self._close(fd, sock)
-                self.record(entry[1], entry[3], _TIMEOUT, -1, "")
+                self.record(entry[1], entry[3], _TIMEOUT, None, "")
 
     def flush(self) -> None:
         while self.resolved:
             probe, sent, outcome, latency, answer = self.resolved.popleft()
             self.record(probe, sent, outcome, latency, answer)
         if self.results:
-            self.conn.send(("results", self.results))
+            self.conn.send(Results.of(self.results))
             self.results = []
 
     # -- main loop -------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
+    def run(self) -> WorkerStats:
         start = time.monotonic_ns() + 1_000_000
         heap: list[tuple[int, int]] = []
         for p in self.probes:
@@ -347,16 +346,17 @@ class _Loop:
         self.flush()
         if self.resolver is not None:
             self.resolver.shutdown(wait=True)
-        return {
-            "sent": sum(p.sent for p in self.probes),
-            "max_lag_ms": self.max_lag_ns / 1e6,
-            "late": self.late,
-        }
+        return WorkerStats(
+            sent=sum(p.sent for p in self.probes), max_lag_ms=self.max_lag_ns / 1e6, late=self.late
+        )
 
     def _handle(self, ready: list[tuple[int, int]], conn_fd: int) -> None:
         for fd, _ in ready:
             if fd == conn_fd:
-                if self.conn.poll() and self.conn.recv() == "stop":
+                if self.conn.poll():
+                    message = self.conn.recv()
+                    if not isinstance(message, Stop):
+                        raise ProtocolError(f"unexpected message from the engine: {message!r:.80}")
                     self.stopping = True
             elif fd == self.wake_r:
                 os.read(self.wake_r, 4096)
@@ -394,11 +394,14 @@ def spawn_worker(cfg: WorkerConfig) -> tuple[subprocess.Popen[bytes], Connection
     return proc, conn
 
 
-def worker_main(cfg: WorkerConfig, conn: Connection) -> None:
-    """Body of the worker process."""
+def worker_main(conn: Connection) -> None:
+    """Body of the worker process: its config comes first over ``conn``."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     try:
+        cfg = conn.recv()
+        if not isinstance(cfg, WorkerConfig):
+            raise ProtocolError(f"expected a WorkerConfig first, got {type(cfg).__name__}")
         if cfg.netns_path is not None:
             from netsleuth.netns import enter_for_good
 
@@ -413,10 +416,9 @@ def worker_main(cfg: WorkerConfig, conn: Connection) -> None:
         specs = expand_dns_servers(specs, resolv)
         if not specs:
             conn.send(
-                (
-                    "error",
+                Failed(
                     "no probe to run: the target's resolv.conf lists no IPv4 "
-                    "nameserver; give one, e.g. dns:SERVER/NAME",
+                    "nameserver; give one, e.g. dns:SERVER/NAME"
                 )
             )
             return
@@ -425,11 +427,10 @@ def worker_main(cfg: WorkerConfig, conn: Connection) -> None:
         probes = [
             _Probe(i, s, Schedule(start, cfg.rate, cfg.jitter, rng)) for i, s in enumerate(specs)
         ]
-        conn.send(("ready", [(s.text, s.server) for s in specs]))
-        stats = _Loop(cfg, conn, probes).run()
-        conn.send(("done", stats))
+        conn.send(Ready(tuple(ProbeSlot(s.text, s.server) for s in specs)))
+        conn.send(Done(_Loop(cfg, conn, probes).run()))
     except (BrokenPipeError, EOFError):
         pass
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
         with contextlib.suppress(OSError):
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            conn.send(Failed(f"{type(exc).__name__}: {exc}"))

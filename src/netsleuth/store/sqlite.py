@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from netsleuth.errors import StoreError
 from netsleuth.lifecycle import Closing
-from netsleuth.model import EventKind, NetEvent, Outcome, ProbeResult
+from netsleuth.model import EventKind, NetEvent, Outcome, ProbeResult, detail_from_json
 
 __all__ = ["SCHEMA_VERSION", "ProbeColumns", "RunInfo", "Series", "Store", "StoreWriter"]
 
@@ -139,6 +139,19 @@ def _schema_version(conn: sqlite3.Connection) -> int | None:
     if row is None:
         raise sqlite3.DatabaseError("meta table without schema_version")
     return int(row[0])
+
+
+def _event(row: Sequence[Any]) -> NetEvent:
+    """One row of ``events``; a detail that is not JSON or does not fit its
+    kind reads as a :class:`~netsleuth.model.RawDetail`."""
+    wall_ns, mono_ns, netns, kind, ifname, subject, text = row
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError):
+        data = None
+    event_kind = EventKind(kind)
+    detail = detail_from_json(event_kind, data)
+    return NetEvent(wall_ns, mono_ns, netns, event_kind, ifname, subject, detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,9 +336,7 @@ class Store(Closing):
             f" FROM events{where} ORDER BY wall_ns, id",
             params,
         ).fetchall()
-        return [
-            NetEvent(r[0], r[1], r[2], EventKind(r[3]), r[4], r[5], json.loads(r[6])) for r in rows
-        ]
+        return [_event(r) for r in rows]
 
     def facts(self, runs: Sequence[int] | None = None) -> list[dict[str, Any]]:
         where, params = self._where(runs, None, None)
@@ -477,7 +488,7 @@ class StoreWriter:
                         str(e.kind),
                         e.ifname,
                         e.subject,
-                        json.dumps(e.detail, default=str),
+                        json.dumps(e.detail.to_json(), default=str),
                     )
                     for e in events
                 ],

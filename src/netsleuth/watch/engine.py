@@ -7,21 +7,18 @@ each target's), an ``nft monitor`` for the host namespace, optional Docker
 event sources, and the store writer. The calling thread runs :meth:`run`:
 it receives result batches, watches targets come and go, and ticks the view.
 
-The topology is found, not asked for: for each target the engine follows the
-veth its default route leaves by to its peer, the bridge that peer is a port
-of and the namespace holding it (:func:`netsleuth.packets.hops.target_specs`).
-That namespace plays "host" (its bridges, NAT, firewall and link events are
-recorded) unless ``host_netns`` overrides it, and a control target probing
-from it is added when none of the user's targets is there. After every event
-batch each target's path is checked for the states causes predict
-(:mod:`netsleuth.events.paths`): their beginnings and ends are stored as
-``state-entered`` / ``state-left`` events, and gateways at risk are shown.
+The topology is found, not asked for (:mod:`netsleuth.watch.paths`): the
+namespace holding the targets' bridges plays "host" (its bridges, NAT,
+firewall and link events are recorded) unless ``host_netns`` overrides it,
+and a control target probing from it is added when none of the user's
+targets is there. After every event batch each followed target's path states
+are checked; their beginnings and ends are stored as ``state-entered`` /
+``state-left`` events, and gateways at risk are shown.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import subprocess
@@ -36,17 +33,34 @@ from typing import Any, Protocol
 from netsleuth import netns
 from netsleuth.errors import InvalidArgument, NetsleuthError, TargetNotFound
 from netsleuth.events import GatewayInvariant, NetlinkMonitor, NftMonitor, wall_mono
-from netsleuth.events.paths import FirewallView, StateTracker, TargetPath, at_risk, path_states
-from netsleuth.events.state import NamespaceState
-from netsleuth.model import ADDR_ASSIGN_SET, Bridge, EventKind, NetEvent, Outcome, ProbeResult
-from netsleuth.probes import WorkerConfig, parse_probe, spawn_worker
+from netsleuth.model import (
+    Bridge,
+    EventDetail,
+    EventKind,
+    NetEvent,
+    NoteDetail,
+    Outcome,
+    ProbeResult,
+    TargetDetail,
+)
+from netsleuth.probes import (
+    Done,
+    Failed,
+    ProbeSlot,
+    Ready,
+    Results,
+    Stop,
+    WorkerConfig,
+    WorkerStats,
+    parse_probe,
+    spawn_worker,
+)
 from netsleuth.store import Store, StoreWriter
 from netsleuth.watch.live import LiveStats
+from netsleuth.watch.paths import Discovery, PathWatch, choose_host, discover, read_firewall
 from netsleuth.watch.targets import Location, Target, parse_target
 
 __all__ = ["Observer", "WatchConfig", "WatchEngine", "WatchSummary"]
-
-_OUTCOMES = tuple(Outcome)
 
 
 class Observer(Protocol):
@@ -108,22 +122,17 @@ class _TargetRunner:
         self.target = target
         self.label = target.label
         self.location: Location | None = None
-        self.process: Any = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.conn: Connection | None = None
         self.monitor: NetlinkMonitor | None = None
         self.invariant: GatewayInvariant | None = None
-        self.probes: list[tuple[str, str]] = []
-        self.worker_stats: dict[str, Any] = {}
+        self.probes: tuple[ProbeSlot, ...] = ()  # as the worker announced them
+        self.worker_stats: WorkerStats | None = None
         self.done = False
         self.gone_since: float | None = None
         self.gone_emitted = 0
         self.error = ""
-        self.peer_ns: str | None = None  # the namespace of its veth's peer ("" ours), if found
-        self.peer = ""
-        self.bridge = ""
-        self.path: TargetPath | None = None
-        self.tracker: StateTracker | None = None
-        self.nat_seen = False
+        self.found = Discovery()  # where its veth leads
         self.auto = False  # added by the engine as the host control
 
 
@@ -149,9 +158,7 @@ class WatchEngine:
         self._docker: list[Any] = []
         self._host_netns = config.host_netns  # found from the targets when not given
         self._control: str | None = None
-        self._pinned: dict[str, bool | None] = {}
-        self._firewall: FirewallView | None = None
-        self._firewall_dirty: tuple[int, int] | None = None  # stamp of the first change unread
+        self._paths: PathWatch | None = None
         self._runners = [
             _TargetRunner(
                 parse_target(
@@ -174,8 +181,15 @@ class WatchEngine:
                     flip = runner.invariant.check()
                     if flip is not None:
                         events.append(flip)
-            self._watch_bridges(events)
-            events.extend(self._update_states(stamp))
+            paths = self._paths
+            if paths is not None:
+                paths.note(events)
+                changed, risks = paths.update(stamp)
+                events.extend(changed)
+                for sentence in risks:
+                    if sentence not in self.stats.risks:
+                        self.stats.risks_seen[sentence] += 1
+                self.stats.risks = risks
             writer = self._writer
             for event in events:
                 if writer is not None:
@@ -186,7 +200,7 @@ class WatchEngine:
                 for obs in self.observers:
                     obs.observe_event(event)
 
-    def _note(self, netns_label: str, kind: EventKind, subject: str = "", **detail: Any) -> None:
+    def _note(self, netns_label: str, kind: EventKind, subject: str, detail: EventDetail) -> None:
         wall, mono = wall_mono()
         self._emit([NetEvent(wall, mono, netns_label, kind, "", subject, detail)])
 
@@ -220,8 +234,8 @@ class WatchEngine:
             if link.kind != "bridge":
                 continue
             aat = monitor.addr_assign_type(link.name)
-            if own_ns:
-                self._pinned[link.name] = None if aat is None else aat == ADDR_ASSIGN_SET
+            if own_ns and self._paths is not None:
+                self._paths.set_pinned(link.name, aat)
             out.append(
                 Bridge(
                     name=link.name,
@@ -240,130 +254,28 @@ class WatchEngine:
         except (OSError, NetsleuthError):
             return None  # the namespace went away
 
-    # -- states -----------------------------------------------------------------------
-    def _watch_bridges(self, events: Sequence[NetEvent]) -> None:
-        """Keep the pinned flags current and note firewall changes (under the lock)."""
-        for ev in events:
-            if ev.netns != "host":
-                continue
-            if ev.kind is EventKind.MAC_CHANGED and ev.detail.get("kind") == "bridge":
-                aat = ev.detail.get("addr_assign_type")
-                self._pinned[ev.ifname] = None if aat is None else int(aat) == ADDR_ASSIGN_SET
-            elif ev.kind is EventKind.LINK_ADDED and ev.detail.get("kind") == "bridge":
-                self._pinned.pop(ev.ifname, None)
-            elif ev.kind is EventKind.FIREWALL_CHANGED and self._firewall_dirty is None:
-                self._firewall_dirty = (ev.wall_ns, ev.mono_ns)
-
-    def _pinned_of(self, bridge: str) -> bool | None:
-        if bridge not in self._pinned and self._host is not None:
-            aat = self._host.addr_assign_type(bridge)
-            self._pinned[bridge] = None if aat is None else aat == ADDR_ASSIGN_SET
-        return self._pinned.get(bridge)
-
-    def _update_states(self, stamp: tuple[int, int] | None = None) -> list[NetEvent]:
-        """Each target's path states, as events where they changed (under the lock);
-        ``stamp``: when what changed them happened (default: now)."""
-        host = self._host
-        if host is None:
-            return []
-        events: list[NetEvent] = []
-        for runner in self._runners:
-            if runner.tracker is None or runner.path is None or runner.monitor is None:
-                continue
-            states = path_states(
-                runner.path,
-                host.state,
-                runner.monitor.state,
-                pinned=self._pinned_of(runner.path.bridge) if runner.path.bridge else None,
-                firewall=self._firewall,
-                nat_seen=runner.nat_seen,
-            )
-            events.extend(runner.tracker.update(states, stamp))
-        risks = [
-            r.sentence
-            for r in at_risk({r.label: r.tracker.current for r in self._runners if r.tracker})
-        ]
-        for sentence in risks:
-            if sentence not in self.stats.risks:
-                self.stats.risks_seen[sentence] += 1
-        self.stats.risks = risks
-        return events
-
+    # -- topology and path states -------------------------------------------------
     def _refresh_firewall(self) -> None:
-        """Re-read the host namespace's nftables rule set (outside the lock).
-        States it changes are stamped with the first firewall event that made
-        it stale, not with when the rule set was read."""
-        from netsleuth.audit.firewall import parse_nft_json
-
+        """Re-read the host namespace's firewall (outside the lock); the states
+        it changes are stamped with the first change that made it stale."""
+        paths, host = self._paths, self._host
+        if paths is None or host is None:
+            return
         with self._lock:
-            stamp, self._firewall_dirty = self._firewall_dirty, None
-        argv = netns.exec_argv(self._host_netns, ["nft", "-j", "list", "ruleset"])
-        try:
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False)
-            doc = json.loads(out.stdout) if out.returncode == 0 else None
-        except (OSError, ValueError, subprocess.TimeoutExpired):
-            doc = None
-        host = self._host
-        if not isinstance(doc, dict) or host is None:
-            view = None
-        else:
-            nat, chains = parse_nft_json(doc)
-            with self._lock:  # every interface traffic could leave by: not a bridge or its ports
-                egress = tuple(
-                    sorted(
-                        link.name
-                        for link in host.state.links.values()
-                        if link.kind != "bridge" and not link.master and link.name != "lo"
-                    )
-                )
-            view = FirewallView(tuple(nat), tuple(chains), egress)
+            stamp = paths.take_firewall_stamp()
+            state = host.state
+        view = read_firewall(self._host_netns, state)
         with self._lock:
-            self._firewall = view
-            for runner in self._runners:
-                path = runner.path
-                if view is not None and path is not None and path.subnet and path.bridge:
-                    runner.nat_seen = runner.nat_seen or view.nat_covers(path.subnet, path.bridge)
+            paths.set_firewall(view)
         self._emit([], stamp)
-
-    # -- topology ---------------------------------------------------------------------
-    def _discover(self, runner: _TargetRunner, loc: Location) -> None:
-        """Find the peer of the target's veth, its bridge and their namespace."""
-        from netsleuth.packets.hops import target_specs
-
-        runner.peer_ns, runner.peer, runner.bridge = None, "", ""
-        if loc.path is None or runner.target.kind == "host":
-            return
-        try:
-            specs = target_specs(loc.path, runner.label)
-        except NetsleuthError:
-            return  # no veth, or its peer is in an unnamed namespace: no path to follow
-        for spec in specs:
-            if spec.role == "client":
-                runner.peer_ns, runner.peer = spec.netns, spec.ifname
-            elif spec.role == "bridge":
-                runner.bridge = spec.ifname
-
-    def _choose_host(self) -> None:
-        """The namespace playing host: given, or the one most targets' bridges live in."""
-        if self.config.host_netns is not None:
-            return
-        found = [r.peer_ns for r in self._runners if r.peer_ns is not None]
-        if found:
-            best = max(sorted(set(found)), key=found.count)
-            self._host_netns = best or None
-
-    def _host_identity(self) -> tuple[int, int]:
-        path = (
-            "/proc/self/ns/net"
-            if self._host_netns is None
-            else str(netns.netns_path(self._host_netns))
-        )
-        st = os.stat(path)
-        return (st.st_dev, st.st_ino)
 
     def _choose_control(self, locations: dict[str, Location]) -> None:
         """The target probing from the host namespace; one is added when none is."""
-        ident = self._host_identity()
+        path = "/proc/self/ns/net"
+        if self._host_netns is not None:
+            path = str(netns.netns_path(self._host_netns))
+        st = os.stat(path)
+        ident = (st.st_dev, st.st_ino)
         for runner in self._runners:
             loc = locations.get(runner.label)
             if runner.target.kind == "host" or (loc is not None and loc.identity == ident):
@@ -371,48 +283,29 @@ class WatchEngine:
                 return
         if not self.config.control or self.config.host_netns is not None:
             return
-        if not any(r.peer_ns is not None for r in self._runners):
+        if not any(r.found.peer_ns is not None for r in self._runners):
             return  # no bridge found behind any target: no namespace to control from
         runner = _TargetRunner(Target("host", host_netns=self._host_netns))
         runner.auto = True
         self._runners.append(runner)
         self._control = runner.label
 
-    def _follow_path(self, runner: _TargetRunner) -> None:
-        """Complete the target's path from its own namespace's state (under the lock)."""
-        monitor = runner.monitor
-        runner.path, runner.tracker = None, None
-        if monitor is None or runner.peer_ns is None:
+    def _follow(self, runner: _TargetRunner, monitor: NetlinkMonitor) -> None:
+        """Follow the target's path from now on (under the lock)."""
+        found = runner.found
+        if self._paths is None or found.peer_ns is None:
             return
-        if (runner.peer_ns or None) != self._host_netns:
+        if self._paths.attach(runner.label, found, monitor.state) is None and (
+            (found.peer_ns or None) != self._host_netns
+        ):
             self._note(
                 runner.label,
                 EventKind.NOTE,
                 "path not followed",
-                detail=f"its bridge lives in namespace {runner.peer_ns or 'of this process'}, "
-                f"not in the one watched as host ({self._host_netns or 'this process'})",
-            )
-            return
-        state: NamespaceState = monitor.state
-        veth = state.links.get(state.gateway_oif) if state.gateway_oif else None
-        if veth is None:
-            veths = [link for link in state.links.values() if link.kind == "veth"]
-            veth = veths[0] if len(veths) == 1 else None
-        if veth is None:
-            return
-        runner.path = TargetPath(
-            target=runner.label,
-            veth=veth.name,
-            peer=runner.peer,
-            bridge=runner.bridge,
-            subnet=state.subnet_of(veth.index),
-            gateway=state.gateway,
-        )
-        runner.tracker = StateTracker(runner.label, wall_mono)
-        fw = self._firewall
-        if fw is not None and runner.path.subnet and runner.path.bridge:
-            runner.nat_seen = runner.nat_seen or fw.nat_covers(
-                runner.path.subnet, runner.path.bridge
+                NoteDetail(
+                    f"its bridge lives in namespace {found.peer_ns or 'of this process'}, "
+                    f"not in the one watched as host ({self._host_netns or 'this process'})"
+                ),
             )
 
     def _record_topology(self, store: Store) -> None:
@@ -427,11 +320,8 @@ class WatchEngine:
                 "found": self.config.host_netns is None,
             },
         )
-        for runner in self._runners:
-            if runner.path is not None:
-                store.add_fact(
-                    self.run_id, runner.label, "path", runner.label, runner.path.to_json()
-                )
+        for path in self._paths.paths if self._paths is not None else []:
+            store.add_fact(self.run_id, path.target, "path", path.target, path.to_json())
 
     # -- targets --------------------------------------------------------------------
     def _start_target(self, runner: _TargetRunner, loc: Location) -> None:
@@ -461,14 +351,14 @@ class WatchEngine:
                     runner.invariant = GatewayInvariant(
                         runner.label, self._host.state, monitor.state
                     )
-                self._follow_path(runner)
+                self._follow(runner, monitor)
             monitor.start()
             self._emit([])  # the states it starts in
 
     def _stop_worker(self, runner: _TargetRunner, wait_s: float) -> None:
         if runner.conn is not None and runner.process is not None:
             with contextlib.suppress(OSError):
-                runner.conn.send("stop")
+                runner.conn.send(Stop())
             end = time.monotonic() + wait_s
             while not runner.done and time.monotonic() < end:
                 if runner.conn.poll(0.05):
@@ -490,39 +380,46 @@ class WatchEngine:
     def _receive(self, runner: _TargetRunner) -> None:
         assert runner.conn is not None
         try:
-            kind, payload = runner.conn.recv()
+            message = runner.conn.recv()
         except (EOFError, OSError):
             if not runner.done:
                 code = runner.process.wait() if runner.process is not None else None
                 runner.error = f"probe worker exited unexpectedly (exit status {code})"
             runner.done = True
             return
-        if kind == "results":
-            probes = runner.probes
-            label = runner.label
-            outcomes = _OUTCOMES
+        match message:
+            case Results():
+                self._receive_results(runner, message)
+            case Ready(probes):
+                runner.probes = probes
+            case Done(stats):
+                runner.worker_stats, runner.done = stats, True
+            case Failed(text):
+                runner.error, runner.done = text, True
+            case _:
+                self._fail_worker(
+                    runner, f"probe worker sent a {type(message).__name__}, not a protocol message"
+                )
+
+    def _receive_results(self, runner: _TargetRunner, batch: Results) -> None:
+        label, slots = runner.label, runner.probes
+        try:
             results = [
                 ProbeResult(
-                    wall,
-                    mono,
-                    label,
-                    probes[i][0],
-                    probes[i][1],
-                    outcomes[o],
-                    lat if lat >= 0 else None,
-                    ans,
+                    wall, mono, label, slots[i].text, slots[i].server, outcome, latency, answer
                 )
-                for i, wall, mono, o, lat, ans in payload
+                for i, wall, mono, outcome, latency, answer in batch.rows()
             ]
-            self._deliver(results)
-        elif kind == "ready":
-            runner.probes = [(str(text), str(server)) for text, server in payload]
-        elif kind == "done":
-            runner.worker_stats = payload
-            runner.done = True
-        elif kind == "error":
-            runner.error = str(payload)
-            runner.done = True
+        except (IndexError, ValueError):  # a probe it did not announce; a garbled batch
+            self._fail_worker(runner, "probe worker sent results that do not fit its probes")
+            return
+        self._deliver(results)
+
+    def _fail_worker(self, runner: _TargetRunner, why: str) -> None:
+        """A worker that breaks the protocol would not understand Stop: end it."""
+        runner.error, runner.done = why, True
+        if runner.process is not None:
+            runner.process.kill()
 
     def _deliver(self, results: list[ProbeResult]) -> None:
         if self._writer is not None:
@@ -537,10 +434,10 @@ class WatchEngine:
             return  # still there: no need to ask anyone (e.g. the Docker API) again
         loc = runner.target.locate()
         if current is not None and (loc is None or loc.identity != current.identity):
-            with self._lock:
-                tracker, runner.tracker, runner.path = runner.tracker, None, None
-            if tracker is not None:
-                self._emit(tracker.close())  # a target that is gone is in no state
+            if self._paths is not None:
+                with self._lock:
+                    ended = self._paths.detach(runner.label)
+                self._emit(ended)  # a target that is gone is in no state
             self._stop_worker(runner, 0.0)
             runner.location = None
             runner.gone_since, runner.gone_emitted = now, 0
@@ -548,12 +445,12 @@ class WatchEngine:
                 runner.label,
                 EventKind.TARGET_GONE,
                 runner.target.ref,
-                reason="namespace removed" if loc is None else "namespace re-created",
+                TargetDetail("namespace removed" if loc is None else "namespace re-created"),
             )
         if runner.location is None and loc is not None and not runner.done:
-            self._note(runner.label, EventKind.TARGET_BACK, runner.target.ref)
+            self._note(runner.label, EventKind.TARGET_BACK, runner.target.ref, TargetDetail())
             runner.gone_since = None
-            self._discover(runner, loc)
+            runner.found = discover(runner.target, loc)
             self._start_target(runner, loc)
 
     def _emit_gone(self, runner: _TargetRunner, now: float) -> None:
@@ -568,14 +465,14 @@ class WatchEngine:
         results = []
         for k in range(runner.gone_emitted, due):
             offset = (due - 1 - k) * step
-            for text, server in runner.probes:
+            for slot in runner.probes:
                 results.append(
                     ProbeResult(
                         wall - offset,
                         mono - offset,
                         runner.label,
-                        text,
-                        server,
+                        slot.text,
+                        slot.server,
                         Outcome.TARGET_GONE,
                     )
                 )
@@ -593,8 +490,8 @@ class WatchEngine:
             if loc is None:
                 raise TargetNotFound(_not_found_hint(runner.target))
             locations[runner.label] = loc
-            self._discover(runner, loc)
-        self._choose_host()
+            runner.found = discover(runner.target, loc)
+        self._host_netns = choose_host(self.config.host_netns, [r.found for r in self._runners])
         self._choose_control(locations)
         store = Store(self.store_path, create=True)
         started = time.monotonic()
@@ -643,7 +540,9 @@ class WatchEngine:
             attempts=self.stats.attempts,
             failed=self.stats.failed,
             events=dict(self.stats.events),
-            worker_stats={r.label: r.worker_stats for r in self._runners},
+            worker_stats={
+                r.label: r.worker_stats.to_json() if r.worker_stats else {} for r in self._runners
+            },
             stats=self.stats,
             host_netns=self._host_netns,
             control=self._control,
@@ -676,7 +575,7 @@ class WatchEngine:
                 for runner in self._runners:
                     self._check_presence(runner, now)
                     self._emit_gone(runner, now)
-                if self._firewall_dirty is not None:
+                if self._paths is not None and self._paths.firewall_stale:
                     self._refresh_firewall()  # at most every 100 ms, however busy nft is
                 next_presence = now + 0.1
             if on_tick is not None and now >= next_tick:
@@ -704,6 +603,8 @@ class WatchEngine:
             sysfs_root=lambda: anchor.root if anchor else Path("/sys"),
             lock=self._lock,
         ).start()
+        with self._lock:
+            self._paths = PathWatch(self._host, host_ns)
         self._nft = NftMonitor("host", host_ns, self._emit).start()
         if cfg.docker_hosts:
             from netsleuth.docker import DockerEventSource
