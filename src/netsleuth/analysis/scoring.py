@@ -168,11 +168,15 @@ def _alignment_sentence(a: Alignment) -> str:
     what = _state_name(iv.state)
     seen = iv.change.mac or iv.change.link or iv.change.subnet
     extra = f" ({seen}{', ' + iv.change.note if iv.change.note else ''})" if seen else ""
-    start = f"began {_ms(a.start_offset_ms)} after {what}{extra}"
+    if a.start_offset_ms >= 0:
+        start = f"began {_ms(a.start_offset_ms)} after {what}{extra}"
+    else:  # stamped by two threads: the first lost probe may carry the earlier stamp
+        start = f"began with {what}{extra} ({_ms(-a.start_offset_ms)} apart)"
     if a.end_offset_ms is None:
         return f"{ep.target}: an outage {start}; both still lasted at the end of the record"
+    size = f"a {ep.duration_s:.1f} s outage" if ep.failed > 1 else "a single lost probe"
     return (
-        f"{ep.target}: a {ep.duration_s:.1f} s outage {start} and ended as that did "
+        f"{ep.target}: {size} {start} and ended as that did "
         f"({_ms(a.end_offset_ms)} after its last lost probe)"
     )
 
