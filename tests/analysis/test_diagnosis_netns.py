@@ -119,12 +119,9 @@ def churn_once(core: str, join_at: float, stay: float, started: float) -> None:
     ip("-n", core, "link", "del", "vjob1")
 
 
-def _watch_and_report(
-    site: Site, tmp_path: Path, seconds: float, fault: Callable[[], None], timeout: float = 1.0
-) -> Analysis:
-    """Watch the app alone for ``seconds`` while ``fault`` runs, then report."""
-    store_path = tmp_path / "watch.sqlite"
-    engine = WatchEngine(
+def app_watch(site: Site, store: Path, seconds: float, timeout: float = 1.0) -> WatchEngine:
+    """A watch of the app alone (no host target, no --host-netns), 20 DNS probes/s."""
+    return WatchEngine(
         WatchConfig(
             targets=(f"netns:{site.app}",),
             probes=(f"dns:{ISP}/{NAME}/A",),
@@ -132,8 +129,16 @@ def _watch_and_report(
             timeout=timeout,
             duration=seconds,
         ),
-        store_path,
+        store,
     )
+
+
+def _watch_and_report(
+    site: Site, tmp_path: Path, seconds: float, fault: Callable[[], None], timeout: float = 1.0
+) -> Analysis:
+    """Watch the app alone for ``seconds`` while ``fault`` runs, then report."""
+    store_path = tmp_path / "watch.sqlite"
+    engine = app_watch(site, store_path, seconds, timeout)
     watcher = threading.Thread(target=engine.run)
     watcher.start()
     try:
@@ -148,16 +153,7 @@ def test_the_cause_is_named_from_the_first_outage_on_a_growing_store(
     site: Site, tmp_path: Path
 ) -> None:
     store_path = tmp_path / "watch.sqlite"
-    engine = WatchEngine(
-        WatchConfig(
-            targets=(f"netns:{site.app}",),
-            probes=(f"dns:{ISP}/{NAME}/A",),
-            rate=20,
-            timeout=1.0,
-            duration=30,
-        ),
-        store_path,
-    )
+    engine = app_watch(site, store_path, 30)
     started = time.monotonic()
     watcher = threading.Thread(target=engine.run)
     watcher.start()
