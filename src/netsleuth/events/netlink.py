@@ -1,9 +1,11 @@
 """Netlink event source: one thread per namespace, event-driven (no polling).
 
-The socket is created inside the namespace (a socket keeps the namespace it
-was born in), subscribed to link, address, route and neighbour groups, and
-read with ``poll``; pyroute2 decodes the messages. An initial dump seeds the
-:class:`~netsleuth.events.state.NamespaceState` without emitting events.
+The host layer (:mod:`netsleuth.netns.notify`) gives the socket, born inside
+the namespace and subscribed to link, address, route and neighbour groups,
+its decoder and the initial dump; here the socket is read with ``poll``, each
+message becomes one of :mod:`.state`'s plain messages (:func:`decode`), and
+the dump seeds the :class:`~netsleuth.events.state.NamespaceState` without
+emitting events.
 """
 
 from __future__ import annotations
@@ -19,16 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.rtnl import (
-    RTMGRP_IPV4_IFADDR,
-    RTMGRP_IPV4_ROUTE,
-    RTMGRP_LINK,
-    RTMGRP_NEIGH,
-)
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
-
-from netsleuth import netns
 from netsleuth.errors import NetsleuthError
 from netsleuth.events.state import (
     AddrMsg,
@@ -40,12 +32,11 @@ from netsleuth.events.state import (
     RouteMsg,
 )
 from netsleuth.model import EventKind, NetEvent, NoteDetail
+from netsleuth.netns import notify
 
 __all__ = ["NetlinkMonitor", "wall_mono"]
 
-AF_INET = 2
-AF_BRIDGE = 7
-RT_TABLE_MAIN = 254
+AF_INET, AF_BRIDGE, RT_TABLE_MAIN = notify.AF_INET, notify.AF_BRIDGE, notify.RT_TABLE_MAIN
 RTM_NEWLINK, RTM_DELLINK = 16, 17
 RTM_NEWADDR, RTM_DELADDR = 20, 21
 RTM_NEWROUTE, RTM_DELROUTE = 24, 25
@@ -139,8 +130,6 @@ class NetlinkMonitor:
     ``after``: called after each batch with the state, to re-check invariants.
     """
 
-    GROUPS = RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_IPV4_IFADDR
-
     def __init__(
         self,
         label: str,
@@ -180,13 +169,7 @@ class NetlinkMonitor:
             return None
 
     def _open_socket(self) -> socket.socket:
-        def make() -> socket.socket:
-            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-            sock.bind((0, self.GROUPS))
-            return sock
-
-        return make() if self.path is None else netns.run_in(self.path, make)
+        return notify.subscribe(self.path)
 
     def _seed(self) -> None:
         """Dump the namespace into the state (at start, and after an overrun);
@@ -198,10 +181,7 @@ class NetlinkMonitor:
         state.neigh.clear()
         state.fdb.clear()
         state.gateway, state.gateway_oif = "", 0
-        # dumped from a thread inside the namespace: IPRoute(netns=NAME) would
-        # create a namespace of that name if it had just been deleted
-        dump = _dump if self.fdb else _dump_without_fdb
-        for msg in netns.Namespace.of(self.path).run(dump):
+        for msg in notify.dump(self.path, fdb=self.fdb):
             item = decode(msg)
             if isinstance(item, LinkMsg):
                 state.remember(item.link)
@@ -250,7 +230,7 @@ class NetlinkMonitor:
             )
 
     def _run(self) -> None:
-        marshal = MarshalRtnl()
+        marshal = notify.Decoder()
         poller = select.poll()
         poller.register(self._sock.fileno(), select.POLLIN)
         poller.register(self._stop_r, select.POLLIN)
@@ -282,22 +262,3 @@ class NetlinkMonitor:
                     self.sink(events)
         except (OSError, NetsleuthError) as exc:  # the namespace went away
             self.error = exc
-
-
-def _dump_without_fdb() -> list[Any]:
-    """Links, IPv4 addresses, main-table routes and neighbours of the calling
-    thread's namespace, as pyroute2 messages (links first)."""
-    with IPRoute() as ipr:
-        return [
-            *ipr.get_links(),
-            *ipr.get_addr(family=AF_INET),
-            *ipr.get_routes(family=AF_INET, table=RT_TABLE_MAIN),
-            *ipr.get_neighbours(family=AF_INET),
-        ]
-
-
-def _dump() -> list[Any]:
-    """:func:`_dump_without_fdb` plus the bridges' forwarding databases."""
-    with IPRoute() as ipr:
-        fdb = list(ipr.get_neighbours(family=AF_BRIDGE))
-    return [*_dump_without_fdb(), *fdb]

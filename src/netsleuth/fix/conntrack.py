@@ -20,35 +20,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from netsleuth.netns.conntrack import CtEntry
 
 __all__ = ["CtEntry", "bridge_subnets", "delete_leftovers", "leftovers", "read_leftovers"]
 
-IPS_SEEN_REPLY = 1 << 1
-
 Network = ipaddress.IPv4Network
-
-
-@dataclass(frozen=True, slots=True)
-class CtEntry:
-    """What the decision needs of one conntrack entry (IPv4)."""
-
-    proto: int
-    src: str
-    dst: str
-    sport: int
-    dport: int
-    reply_dst: str  # where an answer goes: the original source unless SNAT rewrote it
-    replied: bool
-
-    @property
-    def label(self) -> str:
-        name = {socket.IPPROTO_UDP: "udp", socket.IPPROTO_TCP: "tcp"}.get(self.proto, "ip")
-        return f"{name} {self.src}:{self.sport} -> {self.dst}:{self.dport}"
 
 
 def _within(address: str, subnets: Sequence[Network]) -> Network | None:
@@ -88,48 +67,26 @@ def bridge_subnets(bridge: str) -> list[Network]:
     ]
 
 
-def _entry(raw: Any) -> CtEntry | None:
-    o, r = raw.tuple_orig, raw.tuple_reply
-    if o.family != socket.AF_INET or not o.saddr or not r.daddr:
-        return None
-    return CtEntry(
-        proto=int(o.proto or 0),
-        src=str(o.saddr),
-        dst=str(o.daddr),
-        sport=int(o.sport or 0),
-        dport=int(o.dport or 0),
-        reply_dst=str(r.daddr),
-        replied=bool((raw.status or 0) & IPS_SEEN_REPLY),
-    )
-
-
 def delete_leftovers(
     netns: str | Path | None, bridge: str, *, dry_run: bool = False
 ) -> list[CtEntry]:
     """Find (and unless ``dry_run``, delete) the leftovers of ``bridge``'s
     subnets in the bridge's namespace; returns them."""
-    from pyroute2 import Conntrack
-    from pyroute2.netlink.exceptions import NetlinkError
-
     from netsleuth.netns import Namespace
+    from netsleuth.netns.conntrack import Conntrack
 
     def body() -> list[CtEntry]:
         subnets = bridge_subnets(bridge)
         if not subnets:
             return []
         with Conntrack() as ct:
-            raws = [(e, raw) for raw in ct.dump_entries() if (e := _entry(raw)) is not None]
-            chosen = set(leftovers((e for e, _raw in raws), subnets))
-            out = []
-            for e, raw in raws:
-                if e in chosen:
-                    if not dry_run:
-                        try:
-                            ct.delete(raw)
-                        except NetlinkError:  # expired meanwhile
-                            continue
-                    out.append(e)
-        return out
+            rows = ct.entries()
+            chosen = set(leftovers((e for e, _handle in rows), subnets))
+            return [
+                e
+                for e, handle in rows
+                if e in chosen and (dry_run or ct.delete(handle))  # expired meanwhile: skip
+            ]
 
     return Namespace.of(netns).run(body)
 
@@ -137,11 +94,9 @@ def delete_leftovers(
 def read_leftovers(netns: str | Path | None, bridge: str) -> tuple[str, ...] | None:
     """What :func:`delete_leftovers` would delete, as labels; None when they
     cannot be read (not root, or no conntrack in this kernel or namespace)."""
-    from pyroute2.netlink.exceptions import NetlinkError
-
     if os.geteuid() != 0:
         return None
     try:
         return tuple(e.label for e in delete_leftovers(netns, bridge, dry_run=True))
-    except (NetlinkError, OSError):
+    except OSError:  # the host layer turns the kernel's refusals into OSError
         return None
