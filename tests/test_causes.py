@@ -30,7 +30,7 @@ def template_fields(text: str) -> set[str]:
 def test_ids_are_unique_and_name_their_entries() -> None:
     ids = [c.id for c in causes._ALL]
     assert len(ids) == len(set(ids)) == len(CAUSES)
-    assert all(causes.cause(i).id == i for i in ids)
+    assert all(CAUSES[i].id == i for i in ids)
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda c: c.id)

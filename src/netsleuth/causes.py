@@ -30,7 +30,7 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["CAUSES", "FIELDS", "Cause", "cause", "markdown"]
+__all__ = ["CAUSES", "FIELDS", "Cause", "markdown"]
 
 FIELDS = frozenset(
     {
@@ -830,11 +830,6 @@ _ALL = (
 )
 
 CAUSES: dict[str, Cause] = {c.id: c for c in _ALL}
-
-
-def cause(cause_id: str) -> Cause:
-    """The catalogue entry of ``cause_id`` (KeyError for an unknown id)."""
-    return CAUSES[cause_id]
 
 
 _REGENERATE = (

@@ -306,7 +306,6 @@ def analyze_data(
         localisation=where,
         control=control,
         dns_only=dns_only,
-        watched=frozenset(iv.target for iv in state_ivs),
     )
     causes = score_all(evidence)
     verdict = verdict_of(causes, evidence)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from netsleuth.analysis.correlate import ALPHA, Correlation
 from netsleuth.analysis.result import BridgeState, EpisodeDetail, TargetStats, Verdict
 from netsleuth.analysis.states import Alignment, StateEvidence
-from netsleuth.analysis.stats import format_p, p_phrase
+from netsleuth.analysis.stats import p_phrase
 from netsleuth.causes import CAUSES
 from netsleuth.model import EventKind, StateKind
 
@@ -77,8 +77,6 @@ class Evidence:
     localisation: str
     control: str | None
     dns_only: bool
-    watched: frozenset[str] = frozenset()
-    """Targets whose path states were recorded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -593,10 +591,3 @@ def verdict_of(scores: Sequence[CauseScore], ev: Evidence) -> Verdict:
     return Verdict(
         "unknown", entry.title, None, "none", None, entry.explanation, entry.fix, tuple(evidence)
     )
-
-
-def format_score(s: CauseScore) -> str:
-    """One line: cause, bridge, confidence and p."""
-    where = f" on {s.bridge}" if s.bridge else ""
-    p = f", p {format_p(s.p_value)}" if s.p_value is not None else ""
-    return f"{s.cause}{where} ({'named' if s.named else 'not named'}, {s.confidence}{p})"

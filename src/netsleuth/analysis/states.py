@@ -105,10 +105,6 @@ class StateEvidence:
     explained: frozenset[tuple[str, int]] = frozenset()
     """(target, start_ns) of every outage that lines up with or lies in an interval."""
 
-    @property
-    def bridges(self) -> tuple[str, ...]:
-        return tuple(sorted({a.interval.bridge for a in self.aligned if a.interval.bridge}))
-
 
 def state_intervals(events: Iterable[NetEvent]) -> list[StateInterval]:
     """The intervals of every target's states, from ``state-entered`` /
