@@ -239,11 +239,6 @@ class StateKind(enum.StrEnum):
     GATEWAY_AT_RISK = "gateway-at-risk"
     """Not a failure: the gateway MAC belongs to a port that may leave."""
 
-    @property
-    def lossy(self) -> bool:
-        """Does the mechanism predict lost traffic while the state lasts?"""
-        return self is not StateKind.GATEWAY_AT_RISK
-
 
 # -- event details ----------------------------------------------------------------
 #

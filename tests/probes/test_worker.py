@@ -3,9 +3,7 @@ namespace and only connects to 127.0.0.1: no root, nothing changed."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 
@@ -22,6 +20,7 @@ from netsleuth.probes import (
     WorkerConfig,
     spawn_worker,
 )
+from netsleuth.probes.worker import start_worker
 
 
 def _config(**kw: object) -> WorkerConfig:
@@ -110,14 +109,7 @@ def test_anything_but_stop_is_refused_in_one_line(
 def test_a_worker_given_no_config_says_so(
     worker: list[tuple[subprocess.Popen[bytes], Connection]],
 ) -> None:
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "netsleuth.probes", str(theirs.fileno())],
-        pass_fds=[theirs.fileno()],
-        stdin=subprocess.DEVNULL,
-    )
-    theirs.close()
-    conn = Connection(ours.detach())
+    proc, conn = start_worker()
     worker.append((proc, conn))
     conn.send({"target": "host"})
     assert list(_messages(conn)) == [

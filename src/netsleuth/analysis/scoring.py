@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from netsleuth.analysis.correlate import ALPHA, Correlation
 from netsleuth.analysis.result import BridgeState, EpisodeDetail, TargetStats, Verdict
@@ -61,6 +61,8 @@ MAX_EXPOSED_SHARE = 0.5
 
 MIN_CONTROL_OUTAGES = 3
 """Unexplained outages of the host control needed to name an upstream fault."""
+
+_NO_STATE = "no such state was recorded"
 
 _CONFIDENCE_RANK = {"high": 3, "medium": 2, "low": 1, "none": 0}
 
@@ -224,7 +226,7 @@ def _state_score(
             False,
             "none",
             None,
-            evidence_against=("no such state was recorded",),
+            evidence_against=(_NO_STATE,),
         )
     pro, con = _state_lines(se)
     k = len(se.aligned)
@@ -354,38 +356,39 @@ def _stale_sentence(episodes: Sequence[EpisodeDetail]) -> list[str]:
 
 
 def _with_timing(score: CauseScore, ev: Evidence, *, nat: bool) -> CauseScore:
-    """A firewall cause named by state alignment, or else by onset timing."""
+    """A firewall cause named by state alignment, or else by onset timing.
+    Timing of firewall changes counts for ``nat-missing`` (``nat``) unless
+    forward states were recorded, then only changes that touch NAT do; for
+    ``forward-blocked`` only the others."""
     nat_only = nat and "forward-blocked" in ev.states
-    key = ":nat@" if nat_only else ("firewall-changed" if nat else "firewall-changed@")
+
+    def counts(c: Correlation) -> bool:
+        touches_nat = ":nat@" in c.key
+        return touches_nat if nat_only else (nat or not touches_nat)
+
     timing = [
         c
         for c in ev.correlations
-        if c.kind == str(EventKind.FIREWALL_CHANGED) and key in c.key and _strong(c)
+        if c.kind == str(EventKind.FIREWALL_CHANGED) and counts(c) and _strong(c)
     ]
     if not timing:
         return score
     c = timing[0]
     pro = (*score.evidence_for, correlation_sentence(c))
     if score.named:
-        return CauseScore(
-            score.cause,
-            True,
-            _better(score.confidence, confidence_label(c.p_adjusted)),
-            min(score.p_value or 1.0, c.p_adjusted),
-            score.bridge,
-            pro,
-            score.evidence_against,
-            score.fields,
+        return replace(
+            score,
+            confidence=_better(score.confidence, confidence_label(c.p_adjusted)),
+            p_value=min(score.p_value or 1.0, c.p_adjusted),
+            evidence_for=pro,
         )
-    return CauseScore(
-        score.cause,
-        True,
-        confidence_label(c.p_adjusted),
-        c.p_adjusted,
-        score.bridge,
-        pro,
-        tuple(x for x in score.evidence_against if "no such state" not in x),
-        score.fields,
+    return replace(
+        score,
+        named=True,
+        confidence=confidence_label(c.p_adjusted),
+        p_value=c.p_adjusted,
+        evidence_for=pro,
+        evidence_against=tuple(x for x in score.evidence_against if x != _NO_STATE),
     )
 
 
@@ -529,15 +532,10 @@ def score_all(ev: Evidence) -> list[CauseScore]:
     scores = [scorer(ev) for scorer in SCORERS.values()]
     strong = [s for s in scores if s.named and s.cause != "conntrack-race"]
     if strong:
+        better = f"{strong[0].cause} explains the outages better"
         scores = [
-            CauseScore(
-                s.cause,
-                False,
-                "none",
-                s.p_value,
-                s.bridge,
-                s.evidence_for,
-                (*s.evidence_against, f"{strong[0].cause} explains the outages better"),
+            replace(
+                s, named=False, confidence="none", evidence_against=(*s.evidence_against, better)
             )
             if s.cause == "conntrack-race" and s.named
             else s

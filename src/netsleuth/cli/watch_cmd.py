@@ -158,7 +158,8 @@ def _watch(args: argparse.Namespace) -> ExitStatus:
                     "host_netns": summary.host_netns,
                     "control": summary.control,
                     "at_risk": [
-                        {"risk": risk, "times": n} for risk, n in sorted(summary.at_risk.items())
+                        {"risk": risk, "times": n}
+                        for risk, n in sorted(summary.stats.risks_seen.items())
                     ],
                 },
                 indent=2,
@@ -166,7 +167,7 @@ def _watch(args: argparse.Namespace) -> ExitStatus:
         )
     elif args.quiet or not err.is_terminal:
         Console().print(stats_table(summary.stats, summary.seconds))
-    for risk, n in sorted(summary.at_risk.items()):
+    for risk, n in sorted(summary.stats.risks_seen.items()):
         err.print(f"at risk ({n}x during the run): {risk}", highlight=False, markup=False)
     Console(stderr=True, soft_wrap=True).print(
         f"run {summary.run_id} stored in {summary.store}; "

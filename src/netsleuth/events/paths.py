@@ -107,8 +107,6 @@ def _link_state(
     path: TargetPath, host: NamespaceState, inside: NamespaceState
 ) -> StateChange | None:
     bridge = _by_name(host, path.bridge) if path.bridge else None
-    if path.bridge and bridge is None:
-        return StateChange(StateKind.PATH_LINK_DOWN, path.bridge, link=path.bridge, note="deleted")
     peer = _by_name(host, path.peer)
     veth = _by_name(inside, path.veth)
     for name, link, role in (

@@ -51,7 +51,7 @@ from netsleuth.probes.protocol import (
 from netsleuth.probes.schedule import Schedule
 from netsleuth.probes.spec import ProbeSpec, expand_dns_servers, parse_probe
 
-__all__ = ["spawn_worker", "worker_main"]
+__all__ = ["spawn_worker", "start_worker", "worker_main"]
 
 PR_SET_PDEATHSIG = 1
 FLUSH_NS = 50_000_000  # results reach the parent at least every 50 ms
@@ -379,9 +379,10 @@ def _raise_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def spawn_worker(cfg: WorkerConfig) -> tuple[subprocess.Popen[bytes], Connection]:
-    """Start a worker process (``python -m netsleuth.probes FD``) and
-    hand it its config over a socketpair; the parent keeps the other end."""
+def start_worker() -> tuple[subprocess.Popen[bytes], Connection]:
+    """Start a worker process (``python -m netsleuth.probes FD``) on one end
+    of a socketpair; the parent keeps the other end, whose first message must
+    be the worker's :class:`WorkerConfig`."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     proc = subprocess.Popen(
         [sys.executable, "-m", "netsleuth.probes", str(theirs.fileno())],
@@ -389,7 +390,12 @@ def spawn_worker(cfg: WorkerConfig) -> tuple[subprocess.Popen[bytes], Connection
         stdin=subprocess.DEVNULL,
     )
     theirs.close()
-    conn = Connection(ours.detach())
+    return proc, Connection(ours.detach())
+
+
+def spawn_worker(cfg: WorkerConfig) -> tuple[subprocess.Popen[bytes], Connection]:
+    """:func:`start_worker`, handed its config."""
+    proc, conn = start_worker()
     conn.send(cfg)
     return proc, conn
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from netsleuth.analysis import Analysis, CauseScore, Correlation, EpisodeDetail, TargetStats
 from netsleuth.analysis.states import StateEvidence
+from netsleuth.analysis.stats import format_p
 
 __all__ = ["JSON_SCHEMA", "MAX_EPISODES", "cause_cells", "iso", "to_json"]
 
@@ -43,8 +44,6 @@ def correlation_cells(c: Correlation) -> list[str]:
 
 def cause_cells(c: CauseScore) -> list[str]:
     """One ranked cause's row, as both reports show it."""
-    from netsleuth.analysis.stats import format_p
-
     return [
         c.cause,
         "named" if c.named else "not named",

@@ -57,7 +57,14 @@ from netsleuth.probes import (
 )
 from netsleuth.store import Store, StoreWriter
 from netsleuth.watch.live import LiveStats
-from netsleuth.watch.paths import Discovery, PathWatch, choose_host, discover, read_firewall
+from netsleuth.watch.paths import (
+    Discovery,
+    PathWatch,
+    choose_host,
+    discover,
+    egress_links,
+    read_firewall,
+)
 from netsleuth.watch.targets import Location, Target, parse_target
 
 __all__ = ["Observer", "WatchConfig", "WatchEngine", "WatchSummary"]
@@ -112,7 +119,6 @@ class WatchSummary:
     stats: LiveStats
     host_netns: str | None = None  # the namespace that played "host" (None: ours)
     control: str | None = None  # the control target's label
-    at_risk: dict[str, int] = field(default_factory=dict)  # risk sentence -> times it began
 
 
 class _TargetRunner:
@@ -133,7 +139,6 @@ class _TargetRunner:
         self.gone_emitted = 0
         self.error = ""
         self.found = Discovery()  # where its veth leads
-        self.auto = False  # added by the engine as the host control
 
 
 class WatchEngine:
@@ -263,8 +268,8 @@ class WatchEngine:
             return
         with self._lock:
             stamp = paths.take_firewall_stamp()
-            state = host.state
-        view = read_firewall(self._host_netns, state)
+            egress = egress_links(host.state)
+        view = read_firewall(self._host_netns, egress)
         with self._lock:
             paths.set_firewall(view)
         self._emit([], stamp)
@@ -286,7 +291,6 @@ class WatchEngine:
         if not any(r.found.peer_ns is not None for r in self._runners):
             return  # no bridge found behind any target: no namespace to control from
         runner = _TargetRunner(Target("host", host_netns=self._host_netns))
-        runner.auto = True
         self._runners.append(runner)
         self._control = runner.label
 
@@ -295,9 +299,9 @@ class WatchEngine:
         found = runner.found
         if self._paths is None or found.peer_ns is None:
             return
-        if self._paths.attach(runner.label, found, monitor.state) is None and (
-            (found.peer_ns or None) != self._host_netns
-        ):
+        if (found.peer_ns or None) == self._host_netns:
+            self._paths.attach(runner.label, found, monitor.state)
+        else:
             self._note(
                 runner.label,
                 EventKind.NOTE,
@@ -546,7 +550,6 @@ class WatchEngine:
             stats=self.stats,
             host_netns=self._host_netns,
             control=self._control,
-            at_risk=dict(self.stats.risks_seen),
         )
 
     def _loop(
@@ -604,7 +607,7 @@ class WatchEngine:
             lock=self._lock,
         ).start()
         with self._lock:
-            self._paths = PathWatch(self._host, host_ns)
+            self._paths = PathWatch(self._host)
         self._nft = NftMonitor("host", host_ns, self._emit).start()
         if cfg.docker_hosts:
             from netsleuth.docker import DockerEventSource

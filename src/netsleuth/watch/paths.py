@@ -30,7 +30,7 @@ from netsleuth.events.state import NamespaceState
 from netsleuth.model import ADDR_ASSIGN_SET, EventKind, LinkDetail, MacChange, NetEvent
 from netsleuth.watch.targets import Location, Target
 
-__all__ = ["Discovery", "PathWatch", "choose_host", "discover", "read_firewall"]
+__all__ = ["Discovery", "PathWatch", "choose_host", "discover", "egress_links", "read_firewall"]
 
 Stamp = tuple[int, int]  # (wall_ns, mono_ns)
 
@@ -96,10 +96,21 @@ def follow(label: str, found: Discovery, state: NamespaceState) -> TargetPath | 
     )
 
 
-def read_firewall(host_netns: str | None, host: NamespaceState) -> FirewallView | None:
+def egress_links(host: NamespaceState) -> tuple[str, ...]:
+    """Every interface traffic could leave the host namespace by: not a
+    bridge, not a bridge's port, not loopback."""
+    return tuple(
+        sorted(
+            link.name
+            for link in host.links.values()
+            if link.kind != "bridge" and not link.master and link.name != "lo"
+        )
+    )
+
+
+def read_firewall(host_netns: str | None, egress: tuple[str, ...]) -> FirewallView | None:
     """The NAT rules and forward chains of the host namespace's nftables
-    (None when nft cannot be read). ``host`` is only read: take the engine's
-    lock around this call's use of it."""
+    (None when nft cannot be read)."""
     from netsleuth.audit.firewall import parse_nft_json
 
     argv = netns.exec_argv(host_netns, ["nft", "-j", "list", "ruleset"])
@@ -111,13 +122,7 @@ def read_firewall(host_netns: str | None, host: NamespaceState) -> FirewallView 
     if not isinstance(doc, dict):
         return None
     nat, chains = parse_nft_json(doc)
-    # every interface traffic could leave by: not a bridge, not a bridge's port
-    egress = sorted(
-        link.name
-        for link in host.links.values()
-        if link.kind != "bridge" and not link.master and link.name != "lo"
-    )
-    return FirewallView(tuple(nat), tuple(chains), tuple(egress))
+    return FirewallView(tuple(nat), tuple(chains), egress)
 
 
 @dataclass
@@ -134,7 +139,6 @@ class PathWatch:
     but :meth:`refresh_firewall` is called under the engine's lock."""
 
     host: NetlinkMonitor
-    host_netns: str | None
     firewall: FirewallView | None = None
     risks: list[str] = field(default_factory=list)
     _pinned: dict[str, bool | None] = field(default_factory=dict)
@@ -142,10 +146,9 @@ class PathWatch:
     _followed: dict[str, _Followed] = field(default_factory=dict)
 
     def attach(self, label: str, found: Discovery, inside: NamespaceState) -> TargetPath | None:
-        """Follow a target (again, after it came back); its path, or None."""
+        """Follow a target whose bridge is in the host namespace (again, after
+        it came back); its path, or None when it has none."""
         self._followed.pop(label, None)
-        if (found.peer_ns or None) != self.host_netns:
-            return None
         path = follow(label, found, inside)
         if path is None:
             return None
