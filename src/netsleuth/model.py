@@ -23,6 +23,7 @@ __all__ = [
     "ADDR_ASSIGN_SET",
     "DETAIL_TYPES",
     "Bridge",
+    "CounterSample",
     "DockerDetail",
     "EventDetail",
     "EventKind",
@@ -105,6 +106,7 @@ class EventKind(enum.StrEnum):
     TARGET_BACK = "target-back"
     DOCKER = "docker"
     NOTE = "note"
+    COUNTERS = "counters"
 
 
 @dataclass(frozen=True, slots=True)
@@ -634,6 +636,46 @@ class StateChange:
 
 
 @dataclass(frozen=True, slots=True)
+class CounterSample:
+    """The detail of a ``counters`` event: the kernel counters of one
+    namespace that changed since its previous sample, ``seconds`` before.
+
+    ``deltas``: counters (``ct.insert_failed``, ``snmp.Udp.RcvbufErrors``,
+    ``link.eth0.rx_dropped``, ... — see :mod:`netsleuth.netns.counters`) by
+    how much they rose; ``levels``: gauges (``ct.count``, ``ct.max``) at
+    the time of the sample, kept when they are near their limit or beside a
+    rise. An event is written only when something changed."""
+
+    seconds: float = 0.0
+    deltas: Mapping[str, int] = field(default_factory=dict)
+    levels: Mapping[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {"seconds": round(self.seconds, 3), "deltas": dict(self.deltas)}
+        if self.levels:
+            out["levels"] = dict(self.levels)
+        return out
+
+    @classmethod
+    def from_json(cls, data: _Json) -> CounterSample:
+        def counts(key: str) -> dict[str, int]:
+            raw = data.get(key, {})
+            if not isinstance(raw, Mapping):
+                raise TypeError(key)
+            out = {}
+            for name, value in raw.items():
+                if not isinstance(name, str) or not isinstance(value, int):
+                    raise TypeError(key)
+                out[name] = value
+            return out
+
+        seconds = data.get("seconds", 0.0)
+        if not isinstance(seconds, int | float):
+            raise TypeError("seconds")
+        return cls(float(seconds), counts("deltas"), counts("levels"))
+
+
+@dataclass(frozen=True, slots=True)
 class RawDetail:
     """A stored detail that does not fit its kind (a corrupt row, or one
     written by another version), kept as it was read."""
@@ -659,6 +701,7 @@ _KindDetail: TypeAlias = (
     | TargetDetail
     | DockerDetail
     | NoteDetail
+    | CounterSample
 )
 EventDetail: TypeAlias = _KindDetail | RawDetail
 """The ``detail`` of a :class:`NetEvent`: the type :data:`DETAIL_TYPES` gives
@@ -686,6 +729,7 @@ DETAIL_TYPES: Mapping[EventKind, type[_KindDetail]] = {
     EventKind.TARGET_BACK: TargetDetail,
     EventKind.DOCKER: DockerDetail,
     EventKind.NOTE: NoteDetail,
+    EventKind.COUNTERS: CounterSample,
 }
 """The detail type of each kind of event."""
 

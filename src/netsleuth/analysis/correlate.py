@@ -119,6 +119,8 @@ _IGNORED = {
     # states are weighed by their alignment with outages (analysis.states), not as onsets
     EventKind.STATE_ENTERED,
     EventKind.STATE_LEFT,
+    # counters are weighed by when they rose against the outages (analysis.counters)
+    EventKind.COUNTERS,
 }
 
 

@@ -19,6 +19,7 @@ from netsleuth.analysis.correlate import (
     classify,
     correlate,
 )
+from netsleuth.analysis.counters import counter_evidence
 from netsleuth.analysis.episodes import Episode, find_episodes, target_index
 from netsleuth.analysis.result import (
     Analysis,
@@ -306,6 +307,7 @@ def analyze_data(
         localisation=where,
         control=control,
         dns_only=dns_only,
+        counters=counter_evidence(events, episodes, span),
     )
     causes = score_all(evidence)
     verdict = verdict_of(causes, evidence)
@@ -343,4 +345,5 @@ def analyze_data(
         causes=tuple(causes),
         states=tuple(states.values()),
         control=control,
+        counters=tuple(evidence.counters.values()),
     )

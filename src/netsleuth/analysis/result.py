@@ -9,6 +9,7 @@ from netsleuth.analysis.correlate import Correlation
 from netsleuth.analysis.episodes import Episode
 
 if TYPE_CHECKING:
+    from netsleuth.analysis.counters import CounterEvidence
     from netsleuth.analysis.scoring import CauseScore
     from netsleuth.analysis.states import StateEvidence
 
@@ -115,3 +116,5 @@ class Analysis:
     """How each family of recorded states lines up with the outages."""
     control: str | None = None
     """The target that probed from the namespace holding the bridges."""
+    counters: tuple[CounterEvidence, ...] = ()
+    """Every kernel counter family that rose, against the outages."""

@@ -23,10 +23,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from netsleuth.analysis.correlate import ALPHA, Correlation
-from netsleuth.analysis.result import BridgeState, EpisodeDetail, TargetStats, Verdict
+from netsleuth.analysis.evidence import (
+    CONFIDENCE_RANK,
+    CauseScore,
+    Evidence,
+    better,
+    confidence_label,
+)
+from netsleuth.analysis.result import EpisodeDetail, Verdict
 from netsleuth.analysis.states import Alignment, StateEvidence
 from netsleuth.analysis.stats import p_phrase
 from netsleuth.causes import CAUSES
@@ -64,64 +71,11 @@ MIN_CONTROL_OUTAGES = 3
 
 _NO_STATE = "no such state was recorded"
 
-_CONFIDENCE_RANK = {"high": 3, "medium": 2, "low": 1, "none": 0}
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """Everything the scorers weigh, for one selection of a store."""
-
-    episodes: tuple[EpisodeDetail, ...]
-    correlations: tuple[Correlation, ...]
-    states: Mapping[str, StateEvidence]
-    bridges: tuple[BridgeState, ...]
-    targets: tuple[TargetStats, ...]
-    localisation: str
-    control: str | None
-    dns_only: bool
-
-
-@dataclass(frozen=True, slots=True)
-class CauseScore:
-    cause: str
-    named: bool
-    confidence: str
-    p_value: float | None
-    bridge: str | None = None
-    """The bridge blamed (only causes that are a bridge's fault set it)."""
-    evidence_for: tuple[str, ...] = ()
-    evidence_against: tuple[str, ...] = ()
-    fields: Mapping[str, str] = field(default_factory=dict)
-    """Values for the catalogue's title and fix templates."""
-
-    @property
-    def title(self) -> str:
-        return CAUSES[self.cause].title_for(**{"bridge": self.bridge, **self.fields})
-
-    @property
-    def fix(self) -> str:
-        return CAUSES[self.cause].fix_for(**{"bridge": self.bridge, **self.fields})
-
-
-def confidence_label(p: float) -> str:
-    """``high`` below 0.001, ``medium`` below 0.01, ``low`` below 0.05, else ``none``."""
-    if p < 0.001:
-        return "high"
-    if p < 0.01:
-        return "medium"
-    if p < 0.05:
-        return "low"
-    return "none"
-
 
 def _state_confidence(p: float, aligned: int) -> str:
     if p < 0.001 and aligned >= 3:
         return "high"
     return "medium" if p < 0.01 else confidence_label(p)
-
-
-def _better(a: str, b: str) -> str:
-    return a if _CONFIDENCE_RANK[a] >= _CONFIDENCE_RANK[b] else b
 
 
 def _pct(x: float) -> str:
@@ -252,7 +206,7 @@ def _state_score(
         bridge = None
     confidence = _state_confidence(se.p_value, k) if named else confidence_label(se.p_value)
     if structural:
-        confidence = _better(confidence, "medium")
+        confidence = better(confidence, "medium")
     return CauseScore(
         cause_id,
         named,
@@ -326,7 +280,7 @@ def score_bridge_mac_flap(ev: Evidence) -> CauseScore:
     p = state.p_value if state.named else None
     if related:
         best = min(p_values)
-        confidence = _better(confidence, confidence_label(best))
+        confidence = better(confidence, confidence_label(best))
         p = best if p is None else min(p, best)
     return CauseScore(
         "bridge-mac-flap",
@@ -378,7 +332,7 @@ def _with_timing(score: CauseScore, ev: Evidence, *, nat: bool) -> CauseScore:
     if score.named:
         return replace(
             score,
-            confidence=_better(score.confidence, confidence_label(c.p_adjusted)),
+            confidence=better(score.confidence, confidence_label(c.p_adjusted)),
             p_value=min(score.p_value or 1.0, c.p_adjusted),
             evidence_for=pro,
         )
@@ -522,6 +476,7 @@ SCORERS: dict[str, Callable[[Evidence], CauseScore]] = {
     "address-lost": score_address_lost,
     "upstream-dns": score_upstream,
     "conntrack-race": score_conntrack_race,
+    # each module of netsleuth.analysis.scorers adds its causes below
 }
 """Cause id -> scorer. ``upstream-dns`` scores ``upstream`` for non-DNS probes."""
 
@@ -550,7 +505,7 @@ def rank(scores: Sequence[CauseScore]) -> list[CauseScore]:
         scores,
         key=lambda s: (
             not s.named,
-            -_CONFIDENCE_RANK[s.confidence],
+            -CONFIDENCE_RANK[s.confidence],
             1.0 if s.p_value is None else s.p_value,
             -len(s.evidence_for),
             s.cause,

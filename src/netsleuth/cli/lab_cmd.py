@@ -20,6 +20,7 @@ from netsleuth.cli._common import (
     print_usage,
     require_root,
 )
+from netsleuth.lab.faults import fault_help, fault_ids
 
 __all__ = ["add_parser"]
 
@@ -41,8 +42,11 @@ examples:
   netsleuth lab demo                                 bug -> report -> fix -> before/after
   netsleuth lab run --churn-mac low --duration 30    one unpinned case
   netsleuth lab compare --arp-notify --duration 120  unpinned vs pinned vs arp_notify
-  netsleuth lab run --fault nat-flap --store s.sqlite && netsleuth report s.sqlite
-  netsleuth lab clean                                remove what a killed run left"""
+  netsleuth lab run --fault nat-missing --store s.sqlite && netsleuth report s.sqlite
+  netsleuth lab clean                                remove what a killed run left
+
+faults (--fault ID; the id is the cause `report` must name):
+"""
 
 
 def _engine_option(p: argparse.ArgumentParser) -> None:
@@ -74,8 +78,9 @@ def _case_options(p: argparse.ArgumentParser, *, single: bool) -> None:
     p.add_argument(
         "--churn",
         choices=["veth", "none"],
-        default="veth",
-        help="ports joining and leaving the bridge (default: veth)",
+        default=None,
+        help="ports joining and leaving the bridge (default: veth with no --fault or "
+        "--fault bridge-mac-flap, none with any other fault)",
     )
     p.add_argument(
         "--churn-mac",
@@ -122,17 +127,17 @@ def _case_options(p: argparse.ArgumentParser, *, single: bool) -> None:
     )
     p.add_argument(
         "--fault",
-        choices=["none", "nat-flap", "upstream-loss"],
+        choices=fault_ids(),
         default="none",
-        help="add a failure that is not the bridge MAC: the NAT rule removed for "
-        "2 s every 6 s, or random DNS loss upstream (see --loss)",
+        metavar="ID",
+        help="reproduce this cause (listed below; default: none, the churn alone)",
     )
     p.add_argument(
         "--loss",
         type=positive_int,
         default=5,
         metavar="PCT",
-        help="percent of DNS packets dropped upstream with --fault upstream-loss",
+        help="percent of DNS packets dropped upstream with --fault upstream-dns",
     )
     p.add_argument(
         "--seed", type=int, default=None, help="seed for the port MACs (same seed, same churn)"
@@ -145,7 +150,7 @@ def add_parser(sub: Any) -> None:
         "lab",
         help="reproduce the bridge-MAC outage in throwaway namespaces",
         description=_DESCRIPTION,
-        epilog=_EPILOG,
+        epilog=_EPILOG + fault_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="ACTION")
@@ -154,7 +159,9 @@ def add_parser(sub: Any) -> None:
     run = lab_sub.add_parser(
         "run",
         help="run one case and summarise it",
-        description="Run one lab case: build, churn, probe, summarise, tear down.",
+        description="Run one lab case: build, churn or fault, probe, summarise, tear down.",
+        epilog="faults (--fault ID; the id is the cause `report` must name):\n" + fault_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _case_options(run, single=True)
     add_store_option(run, help="keep the watch store here (for `netsleuth report`)")

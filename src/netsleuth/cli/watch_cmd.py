@@ -15,6 +15,7 @@ from netsleuth.cli._common import (
     add_json_option,
     add_probe_options,
     docker_hosts,
+    nonneg_float,
     positive_int,
     require_root,
 )
@@ -89,6 +90,15 @@ def add_parser(sub: Any) -> None:
         help="do not add a control target in the namespace that holds the targets' bridges "
         "(added when none of the targets probes from there)",
     )
+    p.add_argument(
+        "--counters",
+        type=nonneg_float,
+        default=1.0,
+        metavar="S",
+        help="read each watched namespace's kernel loss counters (conntrack, neighbour "
+        "table, UDP buffers, rp_filter, link drops) every S seconds and record what "
+        "rose (default 1; 0: off)",
+    )
     p.add_argument("--quiet", action="store_true", help="no live view")
     add_json_option(p, help="print a JSON summary at the end")
     p.set_defaults(handler=_watch)
@@ -111,6 +121,7 @@ def _watch(args: argparse.Namespace) -> ExitStatus:
         docker_hosts=docker_hosts(args.docker_host),
         host_netns=args.host_netns,
         control=args.control,
+        counters=args.counters,
         args={k: v for k, v in vars(args).items() if k != "handler"},
     )
     observers: list[Any] = []

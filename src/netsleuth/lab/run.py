@@ -22,7 +22,7 @@ from typing import Literal, Protocol
 
 from netsleuth.errors import InvalidArgument
 from netsleuth.lab.churn import Churn
-from netsleuth.lab.faults import NatFlap, UpstreamLoss
+from netsleuth.lab.faults import FaultContext, FaultSpec, fault_spec
 from netsleuth.lab.summary import CaseResult, summarize_case
 from netsleuth.lab.topology import LabConfig, LabTopology, build_lab
 from netsleuth.netns import netns_path
@@ -54,7 +54,8 @@ class LabOptions:
     pin_mac: bool = False
     arp_notify: bool = False
     engine: Literal["veth", "docker"] = "veth"
-    churn: Literal["veth", "none"] = "veth"
+    churn: Literal["veth", "none"] | None = None
+    """None: the churn runs when the fault is the flap itself (or no fault)."""
     churn_mac: Literal["random", "low"] = "random"
     containers: int = 1
     duration: float = 30.0
@@ -62,13 +63,19 @@ class LabOptions:
     timeout: float = 1.0
     t_in: float = 2.0
     t_out: float = 1.0
-    fault: Literal["none", "nat-flap", "upstream-loss"] = "none"
+    fault: str = "none"
+    """A cause id of :data:`netsleuth.lab.faults.FAULTS` (or an alias), or none."""
+    fixed: bool = False
+    """Apply the fault's fix first (``lab compare`` of a fault)."""
     loss_percent: int = 5
     run_id: str | None = None
     seed: int | None = None
     store: Path | None = None  # keep the watch store here; default: a temporary file
 
     def validate(self) -> None:
+        spec = fault_spec(self.fault)  # raises for an unknown id
+        if spec is not None and spec.recorded and self.engine == "docker":
+            raise InvalidArgument(f"--fault {spec.id} is replayed from a recording: no --engine")
         if not 1 <= self.containers <= 50:
             raise InvalidArgument(f"--containers {self.containers}: use 1 to 50")
         if not 0 < self.duration <= 24 * 3600:
@@ -86,6 +93,17 @@ class LabOptions:
 
     def for_case(self, case: CaseName) -> LabOptions:
         return replace(self, pin_mac=case == "pinned", arp_notify=case == "arp_notify")
+
+    @property
+    def fault_spec(self) -> FaultSpec | None:
+        return fault_spec(self.fault)
+
+    @property
+    def churn_kind(self) -> Literal["veth", "none"]:
+        if self.churn is not None:
+            return self.churn
+        spec = self.fault_spec
+        return "veth" if spec is None or spec.churn else "none"
 
     @property
     def case_name(self) -> CaseName:
@@ -158,7 +176,7 @@ def _disturbances(
     """
     topo = session.topo
     churn: _Cycles | None = None
-    if opts.churn == "veth" and session.engine == "docker":
+    if opts.churn_kind == "veth" and session.engine == "docker":
         from netsleuth.lab.docker_engine import DockerChurn
 
         churn = stack.enter_context(
@@ -171,7 +189,7 @@ def _disturbances(
                 docker_host=session.docker_hosts[0],
             )
         )
-    elif opts.churn == "veth":
+    elif opts.churn_kind == "veth":
         churn = stack.enter_context(
             Churn(
                 topo,
@@ -183,11 +201,18 @@ def _disturbances(
                 delay=CHURN_DELAY,
             )
         )
-    if opts.fault == "nat-flap":
-        stack.enter_context(NatFlap(topo))
-    elif opts.fault == "upstream-loss":
-        stack.enter_context(UpstreamLoss(topo, opts.loss_percent))
+    spec = opts.fault_spec
+    if spec is not None and spec.start is not None:
+        ctx = FaultContext(topo, seed, opts.duration, opts.loss_percent, opts.fixed)
+        stack.enter_context(spec.start(ctx))
     return churn
+
+
+def _probes(opts: LabOptions, topo: LabTopology) -> tuple[str, ...]:
+    spec = opts.fault_spec
+    if spec is not None and spec.probes is not None:
+        return spec.probes(topo)
+    return (f"dns:{topo.dns_server}/{topo.dns_name}/A",)
 
 
 def watch_phase(
@@ -215,7 +240,7 @@ def watch_phase(
     engine = WatchEngine(
         WatchConfig(
             targets=session.targets,
-            probes=(f"dns:{topo.dns_server}/{topo.dns_name}/A",),
+            probes=_probes(opts, topo),
             rate=opts.rate,
             timeout=opts.timeout,
             duration=opts.duration,
@@ -225,9 +250,10 @@ def watch_phase(
             args={
                 "lab": name,
                 "engine": session.engine,
-                "churn": opts.churn,
+                "churn": opts.churn_kind,
                 "churn_mac": opts.churn_mac,
-                "fault": opts.fault,
+                "fault": spec.id if (spec := opts.fault_spec) else "none",
+                "fixed": opts.fixed,
                 "seed": seed,
                 "bridge": topo.bridge,
             },
@@ -262,6 +288,13 @@ def run_case(opts: LabOptions, progress: Progress | None = None) -> CaseResult:
     opts.validate()
     name = opts.case_name
     seed = opts.seed if opts.seed is not None else random.randrange(1 << 30)
+    spec = opts.fault_spec
+    if spec is not None and spec.recorded:
+        from netsleuth.lab.recorded import replay  # no namespaces: a recorded scenario
+
+        with _store_path(opts, name) as store_path:
+            result = replay(spec, opts, store_path, seed)
+        return result if opts.store is not None else replace(result, store="")
     with _store_path(opts, name) as store_path, lab_session(opts, seed) as session:
         result = watch_phase(session, opts, store_path, name, seed, progress=progress)
     return result if opts.store is not None else replace(result, store="")

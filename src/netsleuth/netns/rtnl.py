@@ -16,7 +16,15 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["RawLink", "count_neighbours", "dump_links", "netns_id"]
+__all__ = [
+    "LINK_STATS",
+    "RawLink",
+    "count_neighbours",
+    "dump_links",
+    "link_stats",
+    "netns_id",
+    "route_socket",
+]
 
 _NLMSG = struct.Struct("=LHHLL")
 _IFINFO = struct.Struct("=BxHiII")
@@ -60,32 +68,45 @@ def _attrs(data: bytes, offset: int, end: int) -> Iterator[tuple[int, bytes]]:
         offset += (length + 3) & ~3
 
 
-def _dump(msg_type: int, body: bytes, want: int) -> Iterator[tuple[bytes, int, int]]:
-    """Yield (buffer, payload offset, payload end) of each reply message."""
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
-        sock.settimeout(10)
-        sock.bind((0, 0))
-        seq = int.from_bytes(os.urandom(3), "little")
-        sock.send(_NLMSG.pack(_NLMSG.size + len(body), msg_type, NLM_F_REQUEST | NLM_F_DUMP,
-                              seq, 0) + body)  # fmt: skip
-        for _ in range(1_000_000):  # bounded: a dump ends with NLMSG_DONE
-            data = sock.recv(1 << 20)
-            offset = 0
-            while offset + _NLMSG.size <= len(data):
-                length, kind, _flags, mseq, _pid = _NLMSG.unpack_from(data, offset)
-                if length < _NLMSG.size:
+def route_socket() -> socket.socket:
+    """A bound rtnetlink socket of the calling thread's network namespace
+    (it stays in that namespace whatever thread uses it later)."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+    sock.settimeout(10)
+    sock.bind((0, 0))
+    return sock
+
+
+def _dump(
+    msg_type: int, body: bytes, want: int, sock: socket.socket | None = None
+) -> Iterator[tuple[bytes, int, int]]:
+    """Yield (buffer, payload offset, payload end) of each reply message, on
+    ``sock`` or on a socket of the calling thread's namespace."""
+    if sock is None:
+        with route_socket() as own:
+            yield from _dump(msg_type, body, want, own)
+        return
+    seq = int.from_bytes(os.urandom(3), "little")
+    sock.send(_NLMSG.pack(_NLMSG.size + len(body), msg_type, NLM_F_REQUEST | NLM_F_DUMP,
+                          seq, 0) + body)  # fmt: skip
+    for _ in range(1_000_000):  # bounded: a dump ends with NLMSG_DONE
+        data = sock.recv(1 << 20)
+        offset = 0
+        while offset + _NLMSG.size <= len(data):
+            length, kind, _flags, mseq, _pid = _NLMSG.unpack_from(data, offset)
+            if length < _NLMSG.size:
+                return
+            if mseq == seq:
+                if kind == NLMSG_DONE:
                     return
-                if mseq == seq:
-                    if kind == NLMSG_DONE:
-                        return
-                    if kind == NLMSG_ERROR:
-                        (err,) = struct.unpack_from("=i", data, offset + _NLMSG.size)
-                        if err:
-                            raise OSError(-err, os.strerror(-err))
-                        return
-                    if kind == want:
-                        yield data, offset + _NLMSG.size, offset + length
-                offset += (length + 3) & ~3
+                if kind == NLMSG_ERROR:
+                    (err,) = struct.unpack_from("=i", data, offset + _NLMSG.size)
+                    if err:
+                        raise OSError(-err, os.strerror(-err))
+                    return
+                if kind == want:
+                    yield data, offset + _NLMSG.size, offset + length
+            offset += (length + 3) & ~3
 
 
 def dump_links() -> list[RawLink]:
@@ -120,6 +141,40 @@ def dump_links() -> list[RawLink]:
                     if sub == IFLA_INFO_KIND:
                         kind = subvalue.split(b"\0", 1)[0].decode(errors="replace")
         out.append(RawLink(index, name, mac, mtu, kind, master, operstate, netnsid, link))
+    return out
+
+
+LINK_STATS = (
+    "rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors",
+    "rx_dropped", "tx_dropped", "multicast", "collisions", "rx_length_errors",
+    "rx_over_errors", "rx_crc_errors", "rx_frame_errors", "rx_fifo_errors",
+    "rx_missed_errors", "tx_aborted_errors", "tx_carrier_errors", "tx_fifo_errors",
+    "tx_heartbeat_errors", "tx_window_errors", "rx_compressed", "tx_compressed",
+    "rx_nohandler", "rx_otherhost_dropped",
+)  # fmt: skip
+"""Fields of ``struct rtnl_link_stats64`` in kernel order (``rx_otherhost_dropped``
+since 6.0; an older kernel sends fewer, and those are missing)."""
+
+IFLA_STATS64 = 23
+
+
+def link_stats(sock: socket.socket | None = None) -> dict[str, dict[str, int]]:
+    """Link name -> its 64-bit counters, for every link of the namespace of
+    ``sock`` (default: of the calling thread). Read with ``struct``: pyroute2
+    does not know ``rx_otherhost_dropped``, and decodes far more than this needs."""
+    body = _IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+    out: dict[str, dict[str, int]] = {}
+    for data, start, end in _dump(RTM_GETLINK, body, RTM_NEWLINK, sock):
+        name = ""
+        stats: tuple[int, ...] = ()
+        for attr, value in _attrs(data, start + _IFINFO.size, end):
+            if attr == IFLA_IFNAME:
+                name = value.split(b"\0", 1)[0].decode(errors="replace")
+            elif attr == IFLA_STATS64:
+                n = min(len(value) // 8, len(LINK_STATS))
+                stats = struct.unpack_from(f"={n}Q", value)
+        if name and stats:
+            out[name] = dict(zip(LINK_STATS, stats, strict=False))
     return out
 
 

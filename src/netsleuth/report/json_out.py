@@ -170,6 +170,7 @@ def to_json(analysis: Analysis, *, max_episodes: int = MAX_EPISODES) -> dict[str
         },
         "causes": [_cause(c) for c in a.causes],
         "states": [_state(se) for se in a.states],
+        "counters": [ce.to_json() for ce in a.counters],
         "control": a.control,
         "localisation": a.localisation,
         "notes": list(a.notes),

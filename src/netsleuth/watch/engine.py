@@ -56,6 +56,7 @@ from netsleuth.probes import (
     spawn_worker,
 )
 from netsleuth.store import Store, StoreWriter
+from netsleuth.watch.counters import CounterSampler
 from netsleuth.watch.live import LiveStats
 from netsleuth.watch.paths import (
     Discovery,
@@ -89,6 +90,7 @@ class WatchConfig:
     docker_hosts: tuple[str, ...] = ()
     host_netns: str | None = None  # the namespace playing "host"; None: found from the targets
     control: bool = True  # add a control target where the bridges are, if none is given
+    counters: float = 1.0  # seconds between kernel counter samples; 0: none
     label: str = "watch"
     args: dict[str, Any] = field(default_factory=dict)
 
@@ -101,6 +103,8 @@ class WatchConfig:
             raise InvalidArgument("give at least one --probe, e.g. dns:SERVER/NAME or resolve:NAME")
         if not 0 < self.rate <= 100_000:
             raise InvalidArgument(f"--rate {self.rate}: must be in (0, 100000] per second")
+        if self.counters and not 0.1 <= self.counters <= 3600:
+            raise InvalidArgument(f"--counters {self.counters}: use 0 (off) or 0.1 to 3600 s")
         if not 0 < self.timeout <= 60:
             raise InvalidArgument(f"--timeout {self.timeout}: must be in (0, 60] seconds")
         for spec in self.probes:
@@ -164,6 +168,7 @@ class WatchEngine:
         self._host_netns = config.host_netns  # found from the targets when not given
         self._control: str | None = None
         self._paths: PathWatch | None = None
+        self._counters: CounterSampler | None = None
         self._runners = [
             _TargetRunner(
                 parse_target(
@@ -343,6 +348,8 @@ class WatchEngine:
         )
         proc, parent = spawn_worker(worker_cfg)
         runner.process, runner.conn, runner.done = proc, parent, False
+        if self._counters is not None and runner.target.kind != "host":
+            self._counters.watch(runner.label, loc.path)
         if runner.target.kind != "host":
             monitor = NetlinkMonitor(
                 runner.label, loc.path, self._emit, sysfs_root=lambda: loc.sysfs, lock=self._lock
@@ -443,6 +450,8 @@ class WatchEngine:
                     ended = self._paths.detach(runner.label)
                 self._emit(ended)  # a target that is gone is in no state
             self._stop_worker(runner, 0.0)
+            if self._counters is not None:
+                self._counters.forget(runner.label)
             runner.location = None
             runner.gone_since, runner.gone_emitted = now, 0
             self._note(
@@ -609,6 +618,12 @@ class WatchEngine:
         with self._lock:
             self._paths = PathWatch(self._host)
         self._nft = NftMonitor("host", host_ns, self._emit).start()
+        if cfg.counters:
+            self._counters = CounterSampler(self._emit, cfg.counters)
+            with self._lock:
+                uplinks = egress_links(self._host.state)
+            self._counters.watch("host", None if host_path is None else str(host_path), uplinks)
+            self._counters.start()
         if cfg.docker_hosts:
             from netsleuth.docker import DockerEventSource
 
@@ -617,6 +632,8 @@ class WatchEngine:
             self._docker = [source]
 
     def _stop_sources(self) -> None:
+        if self._counters is not None:
+            self._counters.stop()
         for source in self._docker:
             source.stop()
         if self._nft is not None:

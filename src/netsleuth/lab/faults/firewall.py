@@ -1,7 +1,7 @@
-"""Faults that are *not* the bridge-MAC bug, to check that netsleuth does not
-blame a bridge for them: the NAT rule removed now and then (``nat-flap``),
-and random packet loss upstream (``upstream-loss``, an nftables drop rule:
-this kernel has no netem). Each is a context manager owning its thread."""
+"""Faults made with nftables: the NAT rule removed now and then
+(``nat-missing``), and random packet loss at the resolver (``upstream-dns``,
+an nftables drop rule: this kernel has no netem). Each is a context manager;
+a periodic one owns its thread."""
 
 from __future__ import annotations
 

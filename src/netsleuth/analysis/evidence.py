@@ -1,0 +1,76 @@
+"""What the scorers weigh and what they return (shared by every scorer module).
+
+:class:`Evidence` is everything measured over one selection of a store;
+:class:`CauseScore` is one cause's result. Scorers live in
+:mod:`netsleuth.analysis.scoring` (state and pattern causes) and
+:mod:`netsleuth.analysis.scorers` (kernel-counter causes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from netsleuth.analysis.correlate import Correlation
+from netsleuth.analysis.counters import CounterEvidence
+from netsleuth.analysis.result import BridgeState, EpisodeDetail, TargetStats
+from netsleuth.analysis.states import StateEvidence
+from netsleuth.causes import CAUSES
+
+__all__ = ["CONFIDENCE_RANK", "CauseScore", "Evidence", "better", "confidence_label"]
+
+CONFIDENCE_RANK = {"high": 3, "medium": 2, "low": 1, "none": 0}
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Everything the scorers weigh, for one selection of a store."""
+
+    episodes: tuple[EpisodeDetail, ...]
+    correlations: tuple[Correlation, ...]
+    states: Mapping[str, StateEvidence]
+    bridges: tuple[BridgeState, ...]
+    targets: tuple[TargetStats, ...]
+    localisation: str
+    control: str | None
+    dns_only: bool
+    counters: Mapping[str, CounterEvidence] = field(default_factory=dict)
+    """Kernel counter families that rose, by family (:mod:`netsleuth.analysis.counters`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CauseScore:
+    cause: str
+    named: bool
+    confidence: str
+    p_value: float | None
+    bridge: str | None = None
+    """The bridge blamed (only causes that are a bridge's fault set it)."""
+    evidence_for: tuple[str, ...] = ()
+    evidence_against: tuple[str, ...] = ()
+    fields: Mapping[str, str] = field(default_factory=dict)
+    """Values for the catalogue's title and fix templates."""
+
+    @property
+    def title(self) -> str:
+        return CAUSES[self.cause].title_for(**{"bridge": self.bridge, **self.fields})
+
+    @property
+    def fix(self) -> str:
+        return CAUSES[self.cause].fix_for(**{"bridge": self.bridge, **self.fields})
+
+
+def confidence_label(p: float) -> str:
+    """``high`` below 0.001, ``medium`` below 0.01, ``low`` below 0.05, else ``none``."""
+    if p < 0.001:
+        return "high"
+    if p < 0.01:
+        return "medium"
+    if p < 0.05:
+        return "low"
+    return "none"
+
+
+def better(a: str, b: str) -> str:
+    """The higher of two confidence labels."""
+    return a if CONFIDENCE_RANK[a] >= CONFIDENCE_RANK[b] else b
