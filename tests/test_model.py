@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from netsleuth.model import (
     DETAIL_TYPES,
+    CounterSample,
     DockerDetail,
+    DropDetail,
     EventDetail,
     EventKind,
     FdbDetail,
@@ -148,6 +150,49 @@ EXAMPLES: list[tuple[EventKind, EventDetail, dict[str, Any]]] = [
         NoteDetail(daemon="unix:///a", message="docker event stream ended: stream ended"),
         {"daemon": "unix:///a", "message": "docker event stream ended: stream ended"},
     ),
+    (
+        EventKind.COUNTERS,
+        CounterSample(1.002, {"ct.insert_failed": 3}, {"ct.count": 10, "ct.max": 100}),
+        {
+            "seconds": 1.002,
+            "deltas": {"ct.insert_failed": 3},
+            "levels": {"ct.count": 10, "ct.max": 100},
+        },
+    ),
+    (
+        EventKind.COUNTERS,
+        CounterSample(0.5, {"link.eth0.rx_dropped": 1}),
+        {"seconds": 0.5, "deltas": {"link.eth0.rx_dropped": 1}},
+    ),
+    (
+        EventKind.DROP,
+        DropDetail(
+            "OTHERHOST", "ip_rcv_core", 4026532178, "br0", "udp", "10.0.0.2", "10.0.9.9", 4000, 53
+        ),
+        {
+            "reason": "OTHERHOST",
+            "location": "ip_rcv_core",
+            "netns_inode": 4026532178,
+            "device": "br0",
+            "proto": "udp",
+            "saddr": "10.0.0.2",
+            "daddr": "10.0.9.9",
+            "sport": 4000,
+            "dport": 53,
+            "count": 1,
+        },
+    ),
+    (
+        EventKind.DROP,
+        DropDetail("NETFILTER_DROP", "nft_do_chain", device="eth0", count=40),
+        {
+            "reason": "NETFILTER_DROP",
+            "location": "nft_do_chain",
+            "netns_inode": 0,
+            "device": "eth0",
+            "count": 40,
+        },
+    ),
 ]
 
 
@@ -197,6 +242,13 @@ def test_json_of_older_and_newer_versions_reads_into_the_type() -> None:
         (EventKind.FDB_ADDED, {"mac": MAC, "local": 1}),
         (EventKind.STATE_ENTERED, {"state": "from-the-future", "bridge": "br0"}),
         (EventKind.STATE_LEFT, {}),  # no state at all
+        (EventKind.COUNTERS, {"seconds": 1.0, "deltas": {"ct.drop": "3"}}),
+        (EventKind.COUNTERS, {"seconds": 1.0, "deltas": {"ct.drop": True}}),
+        (EventKind.COUNTERS, {"seconds": "1", "deltas": {}}),
+        (EventKind.COUNTERS, {"deltas": [1, 2]}),
+        (EventKind.DROP, {"reason": "OTHERHOST", "count": 0}),  # no drops is no drop event
+        (EventKind.DROP, {"reason": 13}),  # a number, not the kernel's name for it
+        (EventKind.DROP, {"reason": "NO_SOCKET", "sport": "53"}),
         ("kind-of-a-newer-version", {"mac": MAC}),
     ],
 )

@@ -353,15 +353,23 @@ _ALL = (
             "The outages lasted exactly as long as the forward hook dropped the bridge's traffic."
         ),
         fix=(
-            "accept the bridge's traffic permanently: iptables -I FORWARD -i {bridge} -j ACCEPT; "
-            "iptables -I FORWARD -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j "
-            "ACCEPT (or the nft equivalent), and make the firewall manager keep the container "
-            "engine's rules"
+            "accept the bridge's traffic ahead of the drop: iptables -I FORWARD -i {bridge} -j "
+            "ACCEPT; iptables -I FORWARD -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED "
+            '-j ACCEPT (nftables: nft insert rule FAMILY TABLE CHAIN iifname "{bridge}" accept; '
+            'nft insert rule FAMILY TABLE CHAIN oifname "{bridge}" ct state established,related '
+            "accept, for the chain `netsleuth doctor` names); then make the firewall manager keep "
+            "them: the rule set's file (/etc/nftables.conf), firewalld (firewall-cmd --permanent "
+            "--zone=trusted --add-interface={bridge}), ufw (ufw route allow in on {bridge}), or "
+            "restart the container engine after each firewall reload so it adds its rules again"
         ),
         doctor_why={
-            "bridge-nat-missing": (
-                "The forward hook drops by default and no rule accepts this bridge or its "
-                "subnet, so its namespaces cannot reach past the host."
+            "bridge-forward-blocked": (
+                "The subnet is NATed, so its traffic is meant to leave the host, but the forward "
+                "hook drops it: a chain with policy drop, or an unconditional drop/reject "
+                "(firewalld ends its chains with one), comes before any rule that accepts this "
+                "bridge or its subnet. Its namespaces reach the host but nothing past it; when a "
+                "firewall reload removed the accept rules a container engine had added, they "
+                "stay cut off until the engine adds them again."
             ),
             "ip-forward-off": (
                 "Without forwarding the host never routes the bridges' traffic onwards; "
@@ -375,10 +383,14 @@ _ALL = (
             ),
         },
         doctor_fix={
-            "bridge-nat-missing": (
-                "accept it: iptables -I FORWARD -i {bridge} -j ACCEPT; iptables -I FORWARD -o "
-                "{bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT (or the nft "
-                "equivalent)"
+            "bridge-forward-blocked": (
+                "run the evidence's accept_commands (they insert, at the top of each blocking "
+                "chain, an accept for traffic from {bridge} and for the replies to it), then make "
+                "them permanent where the rule set comes from: /etc/nftables.conf, firewalld "
+                "(firewall-cmd --permanent --zone=trusted --add-interface={bridge}; "
+                "firewall-cmd --reload), ufw (ufw route allow in on {bridge}), or restart the "
+                "container engine after each firewall reload. Not automated: the firewall's "
+                "owner would overwrite an edit netsleuth made"
             ),
             "ip-forward-off": (
                 "netsleuth fix ip-forward{netns_flag} --apply; persist with "
@@ -483,6 +495,131 @@ _ALL = (
         fix="check the server and the path to it",
     ),
     Cause(
+        id="upstream-rate-limit",
+        title="the resolver throttles this host's DNS queries when their rate peaks",
+        mechanism=(
+            "Resolvers and the links in front of them limit how many packets per second one "
+            "client may send: a cloud's VPC resolver admits 1024 packets/s per network interface "
+            "(AWS) and silently drops the rest; a public or corporate resolver may limit each "
+            "source address. Behind NAT every container of the host is one client. The host's "
+            "query rate peaks when builds or pods start together, and ndots:5 search lists turn "
+            "each lookup of an outside name into up to five or six queries, A and AAAA each; "
+            "past the limit the excess is dropped from everyone alike, the host itself too, and "
+            "the lookups wait for their timeout."
+        ),
+        evidence=(
+            "load: outages begin in the seconds in which the host sends the most packets out of "
+            "its uplink (at least twice the run's quiet rate), and rarely otherwise",
+            "pattern: the host control fails in those seconds too, while answers keep coming (a "
+            "limit passes its rate)",
+            "counters: no local drop counter (a socket's receive buffer, conntrack) rose with "
+            "the outages",
+        ),
+        scoring=(
+            "The host's egress packet counts, sampled every second, split the record into busy "
+            "seconds (at least twice the run's quiet level, its lower quartile: never an absolute "
+            "number) and quiet ones; Fisher's exact test asks whether outages that no recorded "
+            "state explains begin in busy seconds more often than in quiet ones. Named at p < "
+            "0.01 with at least three busy seconds in which an outage began, at twice the quiet "
+            "seconds' rate or more. Not named when the host control and most targets were spared "
+            "in busy seconds, when the host received less while busy (nothing got through: an "
+            "outage, not a limit), or when a local drop counter met the outages."
+        ),
+        explanation=(
+            "Outages began when the host's packet rate out of its uplink peaked, in the host's "
+            "own namespace too, while some answers kept coming: the resolver, or a limit in "
+            "front of it, admits only so many queries per second and dropped the excess."
+        ),
+        fix=(
+            "lower the query rate: run a caching resolver on the host (NodeLocal DNSCache, "
+            "systemd-resolved, dnsmasq) so repeated names are answered locally; cut the ndots "
+            "amplification (options ndots:1 in the containers' resolv.conf, or fully qualified "
+            "names with a trailing dot); spread build starts; on AWS spread the queries over "
+            "network interfaces or resolvers (1024 packets/s per interface). `ip -s link show "
+            "{link}` counts the uplink's packets"
+        ),
+        doctor_why={
+            "resolver-search-amplification": (
+                "A name with fewer dots than ndots is tried with every search domain before it "
+                "is tried as given: here one lookup of an outside name costs up to the "
+                "queries_per_lookup of the evidence, A and AAAA for each name, most of them "
+                "answered NXDOMAIN. A rate-limited resolver (1024 packets/s per interface on "
+                "AWS) counts every one, so the limit is reached at a fraction of the real lookup "
+                "rate."
+            ),
+        },
+        doctor_fix={
+            "resolver-search-amplification": (
+                "if short names do not need the search list, lower ndots: `netsleuth fix "
+                "resolv-options {target} --ndots 1 --apply` for a named namespace (backs up "
+                '/etc/netns/NAME/resolv.conf); Docker: "dns-opts": ["ndots:1"] in daemon.json; '
+                'Kubernetes: dnsConfig.options ndots "1" or "2" in the pod spec. Or write '
+                "outside names fully qualified with a trailing dot, or answer the repeats "
+                "locally with a caching resolver"
+            ),
+        },
+        sources=(
+            "aws/containers-roadmap#2530 (1024 packets/s per interface to the VPC resolver)",
+            "coredns#4327",
+            "kubernetes#14051",
+            "kubernetes#33554",
+            "kubernetes#64924",
+        ),
+    ),
+    Cause(
+        id="resolver-overload",
+        title="a resolver on this host drops queries: its socket's receive buffer overflows",
+        mechanism=(
+            "A caching or forwarding resolver on the host (NodeLocal DNSCache, the dnsmasq of "
+            "libvirt or NetworkManager, systemd-resolved, CoreDNS on the host network) reads its "
+            "queries from one UDP socket. When they arrive faster than it handles them — a burst "
+            "of lookups, a CPU-starved or throttled process — the socket's receive buffer "
+            "(SO_RCVBUF, capped by net.core.rmem_max) fills and the kernel drops every further "
+            "datagram before the resolver sees it; the client waits for its timeout. Each drop "
+            "is counted in Udp RcvbufErrors of /proc/net/snmp in the resolver's namespace (drop "
+            "reason SOCKET_RCVBUFF)."
+        ),
+        evidence=(
+            "counter: snmp.Udp.RcvbufErrors (and Udp InErrors) rises in the resolver's namespace "
+            "during the outages",
+            "pattern: every client of that resolver fails, the host control too when it asks it",
+        ),
+        scoring=(
+            "Two tests of snmp.Udp.RcvbufErrors against the outages, the smaller p doubled: the "
+            "counter rule (it rose during at least two independent outages, against the chance "
+            "of rises meeting outages at random; see docs/report.md), and Fisher's exact test "
+            "of the seconds in which it rose against the seconds in which outages began (at "
+            "least three, twice as likely), on the grid of the host's one-second counter "
+            "samples. Named at p < 0.01; the evidence says in which namespace it rose and how "
+            "many datagrams were dropped."
+        ),
+        explanation=(
+            "While the outages lasted, the kernel dropped UDP datagrams because a socket's "
+            "receive buffer on this host was full: a local resolver could not keep up with its "
+            "queries, and the dropped ones were never answered."
+        ),
+        fix=(
+            "give the resolver room and time: a larger receive buffer (Unbound so-rcvbuf; raise "
+            "net.core.rmem_max so such a setting takes effect), more CPU or replicas (lift its "
+            "CPU limit, NodeLocal DNSCache), or fewer queries (caching in the clients, options "
+            "ndots:1); `nstat -az UdpRcvbufErrors` in its namespace shows the drops"
+        ),
+        doctor_why={
+            "resolver-socket-drops": (
+                "The kernel counts, for each UDP socket, the datagrams it dropped because the "
+                "socket's receive buffer was full (the drops column of /proc/net/udp). This DNS "
+                "server socket has such drops since it was opened: queries arrived faster than "
+                "the resolver read them, were never answered, and their clients waited for a "
+                "timeout. Non-zero once is enough to be seen here; `netsleuth watch` tells "
+                "whether it happens during the outages."
+            ),
+        },
+        sources=(
+            "/proc/net/snmp Udp RcvbufErrors",
+            "kernel drop reason SOCKET_RCVBUFF (include/net/dropreason-core.h)",
+        ),
+    ),
+    Cause(
         id="conntrack-race",
         title="single lost DNS queries from namespaces only (conntrack insert race?)",
         mechanism=(
@@ -493,25 +630,33 @@ _ALL = (
             "query from the same port reuses one and leaves untranslated."
         ),
         evidence=(
+            "counter: ct.insert_failed (and ct.drop) rises by one in the namespace that NATs, "
+            "in the sample of each lost query, with the table far from full",
             "pattern: nearly every outage is a single lost query, in namespaces only",
             "pattern: no event or state is tied to them",
         ),
         scoring=(
-            "Named with low confidence when at least five outages are seen, at least 80 % of "
-            "them single lost queries, the host control does not fail alike, and no stronger "
-            "cause is named. A pattern match, not proof."
+            "Named when ct.insert_failed rose in two or more independent outages and p < 0.01: "
+            "the outages came with its rises, or its rises came during outages, more often "
+            "than chance allows (the better of the two tests, Bonferroni-corrected); the "
+            "single-lost-query pattern is supporting evidence. Without such a rise the pattern "
+            "alone (at least five outages, 80 % of them single lost queries, the host control "
+            "not failing alike) names it with low confidence, and only when no other cause is "
+            "named."
         ),
         explanation=(
-            "Only the namespaces failed and nearly every outage was one lost query, with no "
-            "network event or state before it: the pattern of the conntrack insert race, or of "
-            "conntrack entries without NAT reused by a later query. This is a pattern match, "
-            "not proof."
+            "Only the namespaces failed and nearly every outage was one lost query: the "
+            "pattern of the conntrack insert race, confirmed when the kernel's insert_failed "
+            "counter rose with the lost queries (without it, a pattern match, not proof: "
+            "conntrack entries without NAT reused by a later query look the same)."
         ),
         fix=(
             "tell them apart with `netsleuth capture` + `netsleuth explain` (the second names "
             "stale-conntrack-entry; `netsleuth fix bridge` removes those entries); for the race "
-            "add `options single-request-reopen` (glibc) or `use-vc` to the namespaces' "
-            "resolv.conf, or use a local caching resolver"
+            "add `options single-request-reopen` to the namespaces' resolv.conf: `netsleuth fix "
+            "resolv-options NETNS --apply` for a named namespace (/etc/netns/NETNS/resolv.conf, "
+            'backed up); Docker: "dns-opts": ["single-request-reopen"] in daemon.json; or use a '
+            "local caching resolver"
         ),
         doctor_why={
             "conntrack-pressure": (
@@ -519,12 +664,28 @@ _ALL = (
                 "(glibc sends A and AAAA at once): one of the two DNS queries is dropped and the "
                 "lookup waits for its 5 s timeout."
             ),
+            "resolver-parallel-queries": (
+                "glibc sends the A and AAAA queries of a lookup at once from one UDP socket. "
+                "Through NAT both packets race to insert the same conntrack entry; the loser is "
+                "dropped (insert_failed) and the lookup waits for its 5 s timeout. Kernels from "
+                "5.0 resolve this clash for packets of one socket to one server, so there it "
+                "is mostly harmless (info); DNAT to several backends still loses some before "
+                "5.6. single-request-reopen sends the second query from a new socket; musl "
+                "(Alpine) ignores the option."
+            ),
         },
         doctor_fix={
             "conntrack-pressure": (
-                "in containers set 'options single-request-reopen' (or use-vc) in resolv.conf, "
-                "or run a node-local DNS cache; on kernels < 5.0 upgrade (the clash resolution "
-                "fixes landed there)"
+                "in the namespaces set 'options single-request-reopen' in resolv.conf (`netsleuth "
+                'fix resolv-options NETNS --apply`; Docker: daemon.json "dns-opts"), or run a '
+                "node-local DNS cache; on kernels < 5.0 upgrade (the clash resolution fixes "
+                "landed there)"
+            ),
+            "resolver-parallel-queries": (
+                "netsleuth fix resolv-options {target} --apply (adds `options "
+                "single-request-reopen` to the namespace's resolv.conf after a backup; for a "
+                'container it prints the daemon.json "dns-opts" to set instead); or run a local '
+                "caching resolver the namespaces reach without NAT"
             ),
         },
         sources=(
@@ -541,12 +702,30 @@ _ALL = (
             "dropped (the kernel logs 'nf_conntrack: table full, dropping packet'); flows "
             "already tracked go on."
         ),
-        evidence=("fact: conntrack count near its maximum; drop/early_drop counters rising",),
-        scoring="Seen by doctor only; watch does not sample conntrack counters yet.",
-        explanation="New connections were dropped because the conntrack table was full.",
+        evidence=(
+            "counter: ct.drop / ct.early_drop rise in the host namespace during the outages, "
+            "with ct.count at ct.max beside them",
+            "pattern: outages come in bursts, in every target the host control included (its "
+            "own new flows are tracked too; its sends fail with EPERM)",
+            "fact: conntrack count near its maximum (doctor)",
+        ),
+        scoring=(
+            "Named when ct.drop or ct.early_drop rose in two or more independent outages at "
+            "p < 0.01 (outages with rises, or rises during outages; the better test, "
+            "Bonferroni-corrected) and ct.count was at least 90 % of ct.max beside the rises "
+            "(a lost insert race counts drop too, with the table nearly empty). Upstream is "
+            "then not named for the host control's failures."
+        ),
+        explanation=(
+            "New connections were dropped because the conntrack table was full: the kernel's "
+            "drop counter rose with the outages while the table was at its maximum."
+        ),
         fix=(
-            "raise net.netfilter.nf_conntrack_max (and the hash size), or shorten conntrack "
-            "timeouts for UDP"
+            "raise the limit: `netsleuth fix conntrack-max` plans nf_conntrack_max from the "
+            "fullest namespace's count (and the hash size, and /etc/sysctl.d/90-netsleuth-"
+            "conntrack-max.conf), `--apply` sets and keeps it; by hand: sysctl -w "
+            "net.netfilter.nf_conntrack_max=N and the same line in /etc/sysctl.d/; or shorten "
+            "net.netfilter.nf_conntrack_udp_timeout"
         ),
         doctor_why={
             "conntrack-pressure": (
@@ -556,12 +735,12 @@ _ALL = (
         },
         doctor_fix={
             "conntrack-pressure": (
-                "raise net.netfilter.nf_conntrack_max (and hashsize), or shorten "
-                "net.netfilter.nf_conntrack_udp_timeout"
+                "netsleuth fix conntrack-max --apply (nf_conntrack_max from the fullest "
+                "namespace's count, the hash size, and a file in /etc/sysctl.d/; without --apply "
+                "it shows the plan); or shorten net.netfilter.nf_conntrack_udp_timeout"
             ),
         },
         sources=("kubernetes#18604", "kubernetes#71261", "kubernetes#97377"),
-        scored=False,
     ),
     Cause(
         id="neighbour-table-full",
@@ -570,10 +749,30 @@ _ALL = (
             "Past gc_thresh3 entries the kernel refuses new neighbour entries ('neighbor table "
             "overflow!'): sends fail with ENOBUFS, hosts stay unresolved."
         ),
-        evidence=("fact: neighbour entries near gc_thresh3; table_fulls rising",),
-        scoring="Seen by doctor only; watch does not sample neighbour-table counters yet.",
-        explanation="Neighbour entries could not be created because the table was full.",
-        fix="raise net.ipv4.neigh.default.gc_thresh1/2/3 to fit the number of neighbours",
+        evidence=(
+            "counter: arp.table_fulls / arp.unresolved_discards rise in the initial namespace "
+            "(the table is machine-wide) during the outages; arp.forced_gc_runs rising and "
+            "arp.entries near gc_thresh3 beside them",
+            "event: a target's gateway entry deleted at the outage's start and made again at "
+            "its end",
+            "fact: neighbour entries near gc_thresh3 (doctor)",
+        ),
+        scoring=(
+            "Named when arp.table_fulls or arp.unresolved_discards rose in two or more "
+            "independent outages at p < 0.01 (outages with rises, or rises during outages; the "
+            "better test, Bonferroni-corrected). Upstream is then not named for the host "
+            "control's failures (its next hop needs an entry too)."
+        ),
+        explanation=(
+            "Neighbour entries could not be created because the table was full: the kernel "
+            "refused new entries (table_fulls) while the targets' sends failed."
+        ),
+        fix=(
+            "raise the thresholds: `netsleuth fix neigh-thresh` plans "
+            "net.ipv4.neigh.default.gc_thresh1/2/3 from the table's entries (and /etc/sysctl.d/"
+            "90-netsleuth-neigh-thresh.conf), `--apply` sets and keeps them; by hand: sysctl -w "
+            "for each and the same lines in /etc/sysctl.d/"
+        ),
         doctor_why={
             "neigh-table-pressure": (
                 "Above gc_thresh3 the kernel refuses new neighbour entries ('neighbour table "
@@ -582,25 +781,53 @@ _ALL = (
         },
         doctor_fix={
             "neigh-table-pressure": (
-                "raise net.ipv4.neigh.default.gc_thresh1/2/3 (e.g. 4096/8192/16384) in "
-                "/etc/sysctl.d/"
+                "netsleuth fix neigh-thresh --apply (gc_thresh1/2/3 from the table's entries, "
+                "kept in /etc/sysctl.d/; without --apply it shows the plan)"
             ),
         },
         sources=("kops#4533", "Azure/aks-engine#2732"),
-        scored=False,
     ),
     Cause(
         id="mtu-blackhole",
         title="the path MTU is smaller than the namespaces' MTU",
         mechanism=(
-            "When the bridge or the namespaces use a larger MTU than the uplink and the "
-            "'fragmentation needed' ICMP is lost or blocked, small packets pass and large ones "
-            "(EDNS answers, TLS handshakes) vanish."
+            "When a hop on the path (a tunnel, an uplink, the bridge) has a smaller MTU than "
+            "the packets sent across it and the ICMP 'fragmentation needed' its router sends "
+            "back is lost or blocked, the sender never learns to send smaller ones: small "
+            "packets pass and large ones (EDNS answers, TLS handshakes) vanish."
         ),
-        evidence=("fact: a bridge or veth MTU larger than the uplink's",),
-        scoring="Seen by doctor only so far.",
-        explanation="Large packets were lost on a path with a smaller MTU.",
-        fix="set the bridge and container MTU to the uplink's (e.g. dockerd --mtu)",
+        evidence=(
+            "pattern: a DNS probe that allows large answers (edns=SIZE) times out while a "
+            "smaller one from the same target to the same server gets answers",
+            "pattern: the host control gets the same large answers (the narrow hop is between "
+            "the host and the namespaces)",
+            "counter: snmp.Icmp.OutDestUnreachs rises in the host namespace (its router answers "
+            "what it cannot forward)",
+            "fact: a link of the host namespace has a smaller MTU than the others",
+            "fact: a bridge or veth MTU larger than the uplink's",
+        ),
+        scoring=(
+            "Named when, for some target, a DNS probe offering an EDNS buffer above 512 bytes "
+            "failed in at least half of at least 10 attempts, mostly by timeout, while one "
+            "with a smaller buffer (or none) to the same server failed in at most 10 %, and "
+            "Fisher's exact test gives p < 0.01 that failures did not depend on the probe. "
+            "Confidence from that p, at most medium unless the host saw the narrow hop: the "
+            "host control got the same large answers, snmp.Icmp.OutDestUnreachs rose in the "
+            "host namespace, or a host link has a smaller MTU than the others. It needs a "
+            "large-answer probe beside a small one, e.g. --probe dns:SERVER/NAME/TXT/edns=4096."
+        ),
+        explanation=(
+            "Large answers timed out while small ones from the same namespace to the same "
+            "server got through: a hop on the path has a smaller MTU than those packets, and "
+            "the ICMP 'fragmentation needed' that should have made the sender send smaller "
+            "ones was lost or blocked."
+        ),
+        fix=(
+            "let ICMP 'fragmentation needed' (type 3 code 4) through every firewall on the path "
+            "so that path MTU discovery works, and make the MTUs on the path agree (the narrow "
+            'hop: {link}; Docker: "mtu" in daemon.json); for DNS, an EDNS buffer of 1232 '
+            "bytes keeps answers below any common MTU"
+        ),
         doctor_why={
             "mtu-mismatch": (
                 "Frames larger than the smallest MTU on the path are dropped silently when ICMP "
@@ -615,19 +842,44 @@ _ALL = (
             ),
         },
         sources=("moby#20178", "moby#12565", "actions/runner#2966"),
-        scored=False,
     ),
     Cause(
         id="rp-filter",
         title="strict reverse-path filtering drops replies",
         mechanism=(
-            "With rp_filter=1 and asymmetric routes, replies that arrive on an interface the "
-            "route back would not use are dropped."
+            "With rp_filter=1 (strict) the kernel drops a packet when the route back to its "
+            "source leaves by another interface than the one it came in on. With asymmetric "
+            "routes (two uplinks, policy routing, a return path that changes now and then) "
+            "the replies that come back the other way are dropped, and counted in "
+            "IPReversePathFilter."
         ),
-        evidence=("fact: rp_filter=1 on an interface with asymmetric routes",),
-        scoring="Seen by doctor only so far.",
-        explanation="Replies were dropped by strict reverse-path filtering.",
-        fix="use loose mode: sysctl -w net.ipv4.conf.IFACE.rp_filter=2",
+        evidence=(
+            "counter: netstat.TcpExt.IPReversePathFilter rises during the outages, and only then",
+            "fact: rp_filter=1 in effect (the higher of all and the interface's own) on an "
+            "interface of the host namespace",
+            "fact: rp_filter=1 on an interface with asymmetric routes",
+        ),
+        scoring=(
+            "Two tests of IPReversePathFilter against the outages: how many independent outages "
+            "came while it rose, and how many stretches of its rises came during an outage, "
+            "each against the chance of that by accident (docs/report.md); the better p, "
+            "doubled, must be below 0.01 with at least two outages met. Each rise is a packet "
+            "the kernel dropped, so a record too short for that p still names the cause (low "
+            "confidence) when every stretch of rises, at least two, came during an outage and "
+            "at least half the outages came with a rise. The recorded rp_filter values are "
+            "evidence and name the interface of the fix."
+        ),
+        explanation=(
+            "Replies arrived on an interface other than the one the route back to their source "
+            "uses, and strict reverse-path filtering dropped them: the kernel counted such "
+            "drops (IPReversePathFilter) during the outages."
+        ),
+        fix=(
+            "use loose mode: netsleuth fix rp-filter {link}{netns_flag} --apply (rp_filter=2 "
+            "now and in /etc/sysctl.d/); by hand sysctl -w net.ipv4.conf.{link}.rp_filter=2, "
+            "with net.ipv4.conf.all.rp_filter at most 2 (the higher of the two applies); or "
+            "make the routes symmetric"
+        ),
         doctor_why={
             "rp-filter-strict-asymmetric": (
                 "Strict reverse-path filtering drops packets that arrive on an interface other "
@@ -637,12 +889,11 @@ _ALL = (
         },
         doctor_fix={
             "rp-filter-strict-asymmetric": (
-                "sysctl -w net.ipv4.conf.{bridge}.rp_filter=2 and net.ipv4.conf.all.rp_filter=2 "
-                "(loose), persisted in /etc/sysctl.d/"
+                "netsleuth fix rp-filter {bridge}{netns_flag} --apply (rp_filter=2, loose, now "
+                "and on the host in /etc/sysctl.d/; `fix rp-filter all` for every interface)"
             ),
         },
         sources=("amazon-vpc-cni-k8s#75", "amazon-vpc-cni-k8s#1392"),
-        scored=False,
     ),
     Cause(
         id="resolver-unreachable",
@@ -651,10 +902,33 @@ _ALL = (
             "A resolv.conf naming a loopback stub (127.0.0.53) or an address only the host can "
             "reach makes every lookup from the namespaces fail while the host's succeed."
         ),
-        evidence=("fact: the namespaces' resolv.conf names a loopback address",),
-        scoring="Seen by doctor only so far.",
-        explanation="The namespaces' resolver address is not reachable from them.",
-        fix="point the namespaces at a resolver they can reach (e.g. dockerd --dns)",
+        evidence=(
+            "pattern: every query from a namespace to a nameserver of its resolv.conf fails, "
+            "while the host control gets answers from its own resolver",
+            "fact: that nameserver is a loopback address, or not one the host control reached",
+            "outcome: refused at once (nothing listens there), unreachable (no route) or timeouts",
+            "fact: the namespaces' resolv.conf names a loopback address",
+        ),
+        scoring=(
+            "Named when a namespace's DNS probes to a nameserver of its resolv.conf (as watch "
+            "read it; probes given a server of their own do not count) failed in at least 90 % "
+            "of at least 10 attempts, and that nameserver is a loopback address or not one the "
+            "host control got answers from. Fisher's exact test of the namespace's failures "
+            "against the host control's gives the p-value (below 0.01) and the confidence; "
+            "without a control only a loopback address names it (low). A server the host "
+            "reaches as well is a problem of the path, not of the address."
+        ),
+        explanation=(
+            "Every lookup from the namespace went to a resolver address it cannot reach — a "
+            "loopback stub that exists only on the host, or an address only the host can "
+            "reach — while the host's own lookups got answers."
+        ),
+        fix=(
+            "point {target} at a resolver it can reach: its own resolv.conf "
+            '(/etc/netns/NAME/resolv.conf; Docker: --dns or "dns" in daemon.json) naming the '
+            "upstream servers (those of /run/systemd/resolve/resolv.conf on a systemd-resolved "
+            "host) or a resolver that listens on the bridge gateway"
+        ),
         doctor_why={
             "resolver-loopback-unreachable": (
                 "A loopback address is local to each network namespace: a resolver on the "
@@ -670,7 +944,6 @@ _ALL = (
             ),
         },
         sources=("systemd#9450", "moby#38243", "moby#41859"),
-        scored=False,
     ),
     Cause(
         id="stale-conntrack-nat",
@@ -691,8 +964,12 @@ _ALL = (
             "own address",
         ),
         scoring=(
-            "Seen by explain only; in a watch store its single lost queries show the pattern "
-            "conntrack-race names."
+            "Seen by explain only. Watch does not read the conntrack table, so a store holds "
+            "only its symptom: single lost queries, unexplained by any state, in the seconds "
+            "after the bridge's own outages. That is no test: on a flapping bridge the "
+            "entries live 30 s, longer than the time between outages, so those seconds are "
+            "most of the record; beside a named bridge-mac-flap the single losses are left "
+            "to it (its fix removes both)."
         ),
         explanation=(
             "A query matched a conntrack entry without NAT that a flooded query from the same "

@@ -25,6 +25,7 @@ __all__ = [
     "Bridge",
     "CounterSample",
     "DockerDetail",
+    "DropDetail",
     "EventDetail",
     "EventKind",
     "FdbDetail",
@@ -107,6 +108,7 @@ class EventKind(enum.StrEnum):
     DOCKER = "docker"
     NOTE = "note"
     COUNTERS = "counters"
+    DROP = "drop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -664,15 +666,73 @@ class CounterSample:
                 raise TypeError(key)
             out = {}
             for name, value in raw.items():
-                if not isinstance(name, str) or not isinstance(value, int):
+                if not isinstance(name, str) or isinstance(value, bool):
+                    raise TypeError(key)
+                if not isinstance(value, int):
                     raise TypeError(key)
                 out[name] = value
             return out
 
         seconds = data.get("seconds", 0.0)
-        if not isinstance(seconds, int | float):
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
             raise TypeError("seconds")
         return cls(float(seconds), counts("deltas"), counts("levels"))
+
+
+@dataclass(frozen=True, slots=True)
+class DropDetail:
+    """The detail of a ``drop`` event: the kernel dropped a packet (or
+    ``count`` packets of one key, aggregated under a storm) with ``reason``
+    (its name in the recording kernel: ``OTHERHOST``, ``NETFILTER_DROP`` ...)
+    in function ``location``, in the namespace whose nsfs inode is
+    ``netns_inode`` (0: unknown; the event's ``netns`` is its label) on
+    ``device`` (also the event's ``ifname``). For IPv4, the packet's
+    addresses (and UDP/TCP ports) when they were read; see
+    :mod:`netsleuth.drops`."""
+
+    reason: str = ""
+    location: str = ""
+    netns_inode: int = 0
+    device: str = ""
+    proto: str = ""
+    saddr: str = ""
+    daddr: str = ""
+    sport: int = 0
+    dport: int = 0
+    count: int = 1
+
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {
+            "reason": self.reason,
+            "location": self.location,
+            "netns_inode": self.netns_inode,
+            "device": self.device,
+        }
+        for key, value in (("proto", self.proto), ("saddr", self.saddr), ("daddr", self.daddr)):
+            if value:
+                out[key] = value
+        if self.sport or self.dport:
+            out["sport"], out["dport"] = self.sport, self.dport
+        out["count"] = self.count
+        return out
+
+    @classmethod
+    def from_json(cls, data: _Json) -> DropDetail:
+        count = _opt_int(data, "count")
+        if count is not None and count < 1:
+            raise ValueError(f"count: {count} is not a positive number of drops")
+        return cls(
+            reason=_text(data, "reason"),
+            location=_text(data, "location"),
+            netns_inode=_int(data, "netns_inode"),
+            device=_text(data, "device"),
+            proto=_text(data, "proto"),
+            saddr=_text(data, "saddr"),
+            daddr=_text(data, "daddr"),
+            sport=_int(data, "sport"),
+            dport=_int(data, "dport"),
+            count=1 if count is None else count,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -702,6 +762,7 @@ _KindDetail: TypeAlias = (
     | DockerDetail
     | NoteDetail
     | CounterSample
+    | DropDetail
 )
 EventDetail: TypeAlias = _KindDetail | RawDetail
 """The ``detail`` of a :class:`NetEvent`: the type :data:`DETAIL_TYPES` gives
@@ -730,6 +791,7 @@ DETAIL_TYPES: Mapping[EventKind, type[_KindDetail]] = {
     EventKind.DOCKER: DockerDetail,
     EventKind.NOTE: NoteDetail,
     EventKind.COUNTERS: CounterSample,
+    EventKind.DROP: DropDetail,
 }
 """The detail type of each kind of event."""
 

@@ -3,6 +3,7 @@ same ruleset read live from a namespace by the snapshot reader."""
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from netsleuth.audit import read_snapshot_in
-from netsleuth.audit.firewall import parse_iptables_save, parse_nft_json
+from netsleuth.audit.firewall import forward_blocking, parse_iptables_save, parse_nft_json
 from netsleuth.netns import Namespace, exec_argv
 
 NFT_RULESET = """
@@ -91,3 +92,110 @@ def test_live_firewall_in_a_namespace(make_netns: Callable[..., Path]) -> None:
     (chain,) = [c for c in fw.forward_chains if c.origin.startswith("nft")]
     assert chain.policy == "drop" and chain.accepts_ifnames == ("br-lab",)
     assert chain.accepts_networks == ("198.18.7.0/24",) and not chain.accepts_all
+
+
+# A forward chain as firewalld (nftables backend) builds it: policy accept, a
+# jump to the zone dispatch, and an unconditional reject at the end.
+FIREWALLD_RULESET = """
+table ip nat {
+  chain postrouting { type nat hook postrouting priority 100; policy accept;
+    ip saddr 198.18.1.0/24 oifname != "br-lab" masquerade
+  }
+}
+table inet firewalld {
+  chain filter_FORWARD {
+    type filter hook forward priority filter + 10; policy accept;
+    ct state { established, related } accept
+    ct status dnat accept
+    iifname "lo" accept
+    jump filter_FORWARD_ZONES
+    ct state { invalid } drop
+    reject with icmpx admin-prohibited
+  }
+  chain filter_FORWARD_ZONES {
+    iifname "docker0" goto filter_FWD_docker
+    goto filter_FWD_public
+  }
+  chain filter_FWD_docker {
+    accept
+  }
+  chain filter_FWD_public {
+    jump filter_FWD_public_allow
+  }
+  chain filter_FWD_public_allow {
+    oifname "virbr0" accept
+  }
+}
+"""
+
+
+def _nft_json(ruleset: str, make_netns: Callable[..., Path]) -> dict:
+    """What `nft -j list ruleset` prints for ``ruleset``, loaded in a namespace."""
+    import json
+
+    path = make_netns("fwj")
+    subprocess.run(exec_argv(path.name, ["nft", "-f", "-"]), input=ruleset, text=True,
+                   check=True, timeout=20)  # fmt: skip
+    out = subprocess.run(exec_argv(path.name, ["nft", "-j", "list", "ruleset"]),
+                         capture_output=True, text=True, check=True, timeout=20)  # fmt: skip
+    return json.loads(out.stdout)
+
+
+@pytest.mark.netns
+def test_firewalld_chain_ends_in_a_reject_that_blocks(make_netns: Callable[..., Path]) -> None:
+    _, fwd = parse_nft_json(_nft_json(FIREWALLD_RULESET, make_netns))
+    (chain,) = fwd
+    assert chain.policy == "accept" and chain.drops_all and chain.drops_by_default
+    # the zone dispatch's conditional goto names docker0; the unconditional goto
+    # into the public zone is followed, its accept for virbr0 counted
+    assert set(chain.accepts_ifnames) == {"lo", "docker0", "virbr0"}
+    net = ipaddress.ip_network("198.18.1.0/24")
+    assert forward_blocking(fwd, "br-lab", net) == ["nft inet firewalld filter_FORWARD"]
+    assert forward_blocking(fwd, "docker0", net) == []
+
+
+def test_iptables_walk_follows_unconditional_jumps_and_stops_at_a_drop() -> None:
+    text = """*filter
+:FORWARD ACCEPT [0:0]
+:DOCKER-USER - [0:0]
+:LATE - [0:0]
+-A FORWARD -j DOCKER-USER
+-A FORWARD -m comment --comment "drop the rest" -j REJECT --reject-with icmp-host-prohibited
+-A FORWARD -i br-late -j ACCEPT
+-A DOCKER-USER -i br-user -j ACCEPT
+-A DOCKER-USER -j RETURN
+-A DOCKER-USER -i br-after-return -j ACCEPT
+COMMIT
+"""
+    _, (chain,) = parse_iptables_save(text, "iptables")
+    assert chain.drops_all and not chain.accepts_all
+    # br-after-return follows an unconditional RETURN, br-late the REJECT: never reached
+    assert chain.accepts_ifnames == ("br-user",)
+    conditional = text.replace('-m comment --comment "drop the rest" ', "-s 10.0.0.0/8 ")
+    _, (chain,) = parse_iptables_save(conditional, "iptables")
+    assert not chain.drops_all and "br-late" in chain.accepts_ifnames
+
+
+def test_nft_vmap_sets_and_loops() -> None:
+    doc = {"nftables": [
+        {"chain": {"family": "inet", "table": "f", "name": "fwd", "type": "filter",
+                   "hook": "forward", "policy": "drop"}},
+        {"chain": {"family": "inet", "table": "f", "name": "loop"}},
+        {"rule": {"family": "inet", "table": "f", "chain": "fwd", "expr": [
+            {"vmap": {"key": {"meta": {"key": "iifname"}},
+                      "data": {"set": [["br-a", {"accept": None}], ["br-b", {"drop": None}]]}}}]}},
+        {"rule": {"family": "inet", "table": "f", "chain": "fwd", "expr": [
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                       "right": {"set": [{"prefix": {"addr": "10.1.0.0", "len": 16}}]}}},
+            {"accept": None}]}},
+        {"rule": {"family": "inet", "table": "f", "chain": "fwd", "expr": [
+            {"limit": {"rate": 10, "per": "second"}}, {"drop": None}]}},
+        {"rule": {"family": "inet", "table": "f", "chain": "fwd", "expr": [
+            {"jump": {"target": "loop"}}]}},
+        {"rule": {"family": "inet", "table": "f", "chain": "loop", "expr": [
+            {"jump": {"target": "fwd"}}]}},
+    ]}  # fmt: skip
+    _, (chain,) = parse_nft_json(doc)
+    assert chain.accepts_ifnames == ("br-a",)  # br-b maps to drop
+    assert chain.accepts_networks == ("10.1.0.0/16",)
+    assert not chain.drops_all  # a rate-limited drop is conditional; the loop ends

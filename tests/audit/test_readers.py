@@ -166,15 +166,71 @@ def test_docker_embedded_dns_counts_on_any_port(
     run_in(path, lo_up)
     view = resolver_in(ns, resolv)
     assert view is not None and view.loopback_listeners == ()
-    assert [f.subject for f in audit([HostSnapshot(resolvers=(view,))])] == ["container web"]
+    unreachable = "resolver-loopback-unreachable"
+    found = [f for f in audit([HostSnapshot(resolvers=(view,))]) if f.rule == unreachable]
+    assert [f.subject for f in found] == ["container web"]
     sock = run_in(path, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     try:
         sock.bind(("127.0.0.11", 0))
         view = resolver_in(ns, resolv)
         assert view is not None and view.loopback_listeners == ("127.0.0.11",)
-        assert audit([HostSnapshot(resolvers=(view,))]) == []
+        assert [f for f in audit([HostSnapshot(resolvers=(view,))]) if f.rule == unreachable] == []
+        # the DNAT to Docker's resolver is NAT: glibc's parallel A/AAAA race it
+        assert {f.rule for f in audit([HostSnapshot(resolvers=(view,))])} == {
+            "resolver-parallel-queries"
+        }
     finally:
         sock.close()
     gone = Namespace.at(make_netns("dns11-gone"), "container gone")
     netns.remove_owned(str(gone.name))
     assert resolver_in(gone, resolv) is None
+
+
+def test_resolv_conf_is_read_as_glibc_reads_it() -> None:
+    from netsleuth.audit.readers import parse_resolv_conf
+
+    text = (
+        "# generated\nsearch a.example b.example\nnameserver 192.0.2.53\n"
+        "options ndots:5 timeout:2\n; comment\ndomain corp.example\n"
+        "nameserver 192.0.2.54\noptions single-request-reopen\n"
+    )
+    servers, options, search = parse_resolv_conf(text)
+    assert servers == ("192.0.2.53", "192.0.2.54")
+    assert options == ("ndots:5", "timeout:2", "single-request-reopen")
+    assert search == ("corp.example",)  # the last search/domain line wins
+    snap = read_snapshot("host", roots("clean-host"), live=False)
+    assert [(s.address, s.port, s.drops) for s in snap.dns_sockets] == [("127.0.0.53", 53, 0)]
+
+
+@pytest.mark.netns
+def test_a_dns_socket_that_overflowed_is_found(make_netns: Callable[..., Path]) -> None:
+    """A UDP socket on port 53 with a tiny receive buffer that nobody reads:
+    the kernel drops what does not fit and counts it in /proc/net/udp."""
+    path = make_netns("drops")
+
+    def flood() -> socket.socket:
+        with IPRoute() as ipr:
+            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+        server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        server.bind(("127.0.0.1", 53))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            for _ in range(200):
+                client.sendto(b"q" * 512, ("127.0.0.1", 53))
+        return server
+
+    server = run_in(path, flood)
+    try:
+        snap = read_snapshot_in(Namespace.at(path))
+        (sock,) = snap.dns_sockets
+        assert sock.address == "127.0.0.1" and sock.port == 53
+        assert sock.drops > 0 and sock.rx_queue > 0
+        [found] = [f for f in audit([snap]) if f.rule == "resolver-socket-drops"]
+        assert found.evidence["drops_since_opened"] == sock.drops
+        assert found.subject == f"{path.name}:udp 127.0.0.1:53"
+    finally:
+        server.close()
+    snap = read_snapshot_in(Namespace.at(path))
+    assert snap.dns_sockets == () and not [
+        f for f in audit([snap]) if f.cause == "resolver-overload"
+    ]

@@ -8,6 +8,7 @@ from dataclasses import fields, replace
 import pytest
 
 from netsleuth.audit import RULES, HostSnapshot, Rule, audit
+from netsleuth.audit.rules import fix_target
 from netsleuth.audit.snapshot import (
     ConntrackStats,
     DockerdProcess,
@@ -16,6 +17,7 @@ from netsleuth.audit.snapshot import (
     NeighStats,
     ResolverView,
     Route,
+    UdpSocket,
 )
 from netsleuth.causes import CAUSES, FIELDS
 from netsleuth.model import Finding
@@ -25,6 +27,8 @@ from netsleuth_testing.snapshots import BR_MAC, ETH0, PORT_MAC, bridge, host, po
 def snapshots() -> list[HostSnapshot]:
     """Together they make every rule produce every kind of finding it has."""
     drop = ForwardChain("iptables filter FORWARD", "DROP")
+    k8s = ResolverView("netns ci", "/etc/netns/ci/resolv.conf", ("10.96.0.10",), (),
+                       ("ndots:5",), ("a.svc", "svc", "cluster.local"))  # fmt: skip
     bases = [
         host(),
         host(links=(ETH0, bridge(mac=PORT_MAC), port("veth0"))),
@@ -43,6 +47,9 @@ def snapshots() -> list[HostSnapshot]:
         ),
         host(docker=(DockerdProcess(pid=1, argv=("dockerd",)),), sysctls={}),
         host(resolvers=(ResolverView("netns ci", "/etc/resolv.conf", ("127.0.0.53",), ()),)),
+        host(resolvers=(ResolverView("netns ci", "/etc/resolv.conf", ("192.0.2.53",)),)),
+        host(resolvers=(replace(k8s, scope="host"), k8s)),
+        host(dns_sockets=(UdpSocket("127.0.0.53", 53, 0, 3),)),
         host(docker=(DockerdProcess(pid=7, argv=("dockerd",), network_bridges=("br0",)),)),
         host(
             sysctls={"net.ipv4.conf.all.rp_filter": "1"},
@@ -53,6 +60,14 @@ def snapshots() -> list[HostSnapshot]:
         host(links=(ETH0, bridge(stp_state=1, forward_delay_cs=1500), port("veth0"))),
     ]
     return [s for base in bases for s in (base, replace(base, netns="lab"))]
+
+
+def _target(snap: HostSnapshot, subject: str) -> str:
+    """What the resolver rules name for ``netsleuth fix resolv-options``."""
+    views = [v for v in snap.resolvers if v.scope == subject]
+    if not views:
+        return ""
+    return fix_target(snap, views[0])
 
 
 def causes_of(rule: Rule) -> set[str]:
@@ -96,6 +111,7 @@ def test_why_and_fix_are_the_catalogues_texts_filled_in(
             "ip": "ip" if snap.netns == "host" else f"ip -n {snap.netns}",
             "mac": "02:XX:XX:XX:XX:XX" if mac == "00:00:00:00:00:00" else mac,
             "forward_delay": "15",
+            "target": _target(snap, f.subject),
         }
         assert f.why == entry.finding_why(f.rule, **values), f.rule
         assert f.fix == entry.finding_fix(f.rule, **values), f.rule

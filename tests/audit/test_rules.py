@@ -9,6 +9,7 @@ import pytest
 
 from netsleuth.audit import RULES, HostSnapshot, audit
 from netsleuth.audit.snapshot import (
+    Address,
     ConntrackStats,
     DockerdProcess,
     Firewall,
@@ -18,6 +19,7 @@ from netsleuth.audit.snapshot import (
     NeighStats,
     ResolverView,
     Route,
+    UdpSocket,
 )
 from netsleuth.model import Finding, Severity
 from netsleuth_testing.snapshots import ETH0, PORT_MAC, bridge, host, port
@@ -34,7 +36,7 @@ def run(rule_id: str, snap: HostSnapshot) -> list[Finding]:
 
 def test_rule_ids_are_unique_and_all_tested() -> None:
     ids = [r.id for r in RULES]
-    assert len(ids) == len(set(ids)) == 15
+    assert len(ids) == len(set(ids)) == 19
     tested = {name.split("__")[0] for name in globals() if name.startswith("test_")}
     for rid in ids:
         assert f"test_{rid.replace('-', '_')}" in tested, rid
@@ -94,13 +96,12 @@ def test_bridge_arp_notify_off__negative() -> None:
 def test_bridge_nat_missing() -> None:
     found = run("bridge-nat-missing", host(firewall=Firewall(backends=("nftables",))))
     assert [f.title for f in found] == ["Private bridge subnet leaves the host without NAT"]
-    drop = Firewall(
+    assert found[0].evidence["subnet"] == "198.18.1.0/24"
+    other = Firewall(
         backends=("iptables",),
-        nat_rules=(NatRule("iptables nat POSTROUTING", "MASQUERADE", "198.18.0.0/15"),),
-        forward_chains=(ForwardChain("iptables filter FORWARD", "DROP", ("docker0",)),),
+        nat_rules=(NatRule("iptables nat POSTROUTING", "MASQUERADE", "172.17.0.0/16"),),
     )
-    found = run("bridge-nat-missing", host(firewall=drop))
-    assert [f.evidence.get("drop_policy_chains") for f in found] == [["iptables filter FORWARD"]]
+    assert run("bridge-nat-missing", host(firewall=other))  # NAT for another subnet only
 
 
 def test_bridge_nat_missing__negative() -> None:
@@ -113,6 +114,63 @@ def test_bridge_nat_missing__negative() -> None:
     assert run("bridge-nat-missing", host(firewall=wide)) == []
     unreadable = host(firewall=Firewall(readable=False))
     assert run("bridge-nat-missing", unreadable) == []
+    # a FORWARD drop is bridge-forward-blocked's finding, not this rule's
+    drop = Firewall(
+        backends=("iptables",),
+        nat_rules=(NatRule("iptables nat POSTROUTING", "MASQUERADE", "198.18.0.0/15"),),
+        forward_chains=(ForwardChain("iptables filter FORWARD", "DROP", ("docker0",)),),
+    )
+    assert run("bridge-nat-missing", host(firewall=drop)) == []
+
+
+# 4b
+NAT_BR0 = (NatRule("nft ip nat postrouting", "MASQUERADE", "198.18.1.0/24"),)
+
+
+def fw(*chains: ForwardChain, nat: tuple[NatRule, ...] = NAT_BR0) -> Firewall:
+    return Firewall(backends=("nftables",), nat_rules=nat, forward_chains=chains)
+
+
+def test_bridge_forward_blocked() -> None:
+    replies_only = ForwardChain("nft inet filter forward", "drop")  # ct state ... accept only
+    [found] = run("bridge-forward-blocked", host(firewall=fw(replies_only)))
+    assert found.severity == Severity.CRITICAL and found.subject == "br0"
+    assert found.evidence["blocking_chains"] == [
+        "nft inet filter forward: policy drop; accepts only replies"
+    ]
+    assert found.evidence["accept_commands"] == [
+        'nft insert rule inet filter forward iifname "br0" accept',
+        'nft insert rule inet filter forward oifname "br0" ct state established,related accept',
+    ]
+    # iptables: DROP policy that accepts another bridge only, in a namespace
+    other = ForwardChain("iptables filter FORWARD", "DROP", ("docker0",))
+    [found] = run("bridge-forward-blocked", host(netns="lab", firewall=fw(other)))
+    assert found.subject == "lab:br0"
+    assert found.evidence["accept_commands"][0] == (
+        "ip netns exec lab iptables -I FORWARD -i br0 -j ACCEPT"
+    )
+    # firewalld's way: policy accept, but the chain ends with an unconditional reject
+    rejecting = ForwardChain("nft inet firewalld filter_FORWARD", "accept", ("docker0",),
+                             drops_all=True)  # fmt: skip
+    [found] = run("bridge-forward-blocked", host(firewall=fw(rejecting)))
+    assert "unconditional drop/reject" in found.evidence["blocking_chains"][0]
+
+
+def test_bridge_forward_blocked__negative() -> None:
+    accepted = ForwardChain("nft inet filter forward", "drop", ("br0",))
+    subnet = ForwardChain("nft inet filter forward", "drop", (), ("198.18.0.0/16",))
+    everything = ForwardChain("nft inet filter forward", "drop", accepts_all=True)
+    open_chain = ForwardChain("nft inet filter forward", "accept")
+    for chain in (accepted, subnet, everything, open_chain):
+        assert run("bridge-forward-blocked", host(firewall=fw(chain))) == [], chain
+    blocked = ForwardChain("nft inet filter forward", "drop")
+    # not NATed (an internal network: dropping its forwarding may be the point)
+    assert run("bridge-forward-blocked", host(firewall=fw(blocked, nat=()))) == []
+    # forwarding off: ip-forward-off's finding
+    off = host(sysctls={"net.ipv4.ip_forward": "0"}, firewall=fw(blocked))
+    assert run("bridge-forward-blocked", off) == []
+    unreadable = host(firewall=replace(fw(blocked), readable=False))
+    assert run("bridge-forward-blocked", unreadable) == []
 
 
 # 5
@@ -142,6 +200,7 @@ def test_conntrack_pressure() -> None:
 
 def test_conntrack_pressure__negative() -> None:
     assert run("conntrack-pressure", host(conntrack=ConntrackStats(count=10, max=100))) == []
+    assert run("conntrack-pressure", host(conntrack=ConntrackStats(count=74, max=100))) == []
     assert run("conntrack-pressure", host(conntrack=None)) == []
 
 
@@ -155,6 +214,7 @@ def test_neigh_table_pressure() -> None:
 
 def test_neigh_table_pressure__negative() -> None:
     assert run("neigh-table-pressure", host(neigh=NeighStats(entries=10, gc_thresh3=1024))) == []
+    assert run("neigh-table-pressure", host(neigh=NeighStats(entries=760, gc_thresh3=1024))) == []
 
 
 # 8
@@ -167,6 +227,9 @@ def test_mtu_mismatch() -> None:
 
 def test_mtu_mismatch__negative() -> None:
     assert run("mtu-mismatch", host()) == []
+    # a bridge and ports smaller than the egress: nothing is too big for the path
+    smaller = host(links=(ETH0, bridge(mtu=1400), port("veth0", mtu=1400)))
+    assert run("mtu-mismatch", smaller) == []
 
 
 # 9
@@ -213,6 +276,109 @@ def test_resolver_loopback_unreachable__negative() -> None:
     remote = ResolverView("netns b", "/etc/resolv.conf", ("198.18.0.1",), ())
     snap = host(resolvers=(served, wildcard, remote))
     assert run("resolver-loopback-unreachable", snap) == []
+
+
+# 10b
+NETNS_CI = ResolverView("netns ci", "/etc/netns/ci/resolv.conf", ("192.0.2.53",))
+DOCKER_VIEW = ResolverView("container web", "/proc/7/root/etc/resolv.conf", ("127.0.0.11",))
+
+
+def inside_ci(**kw: Any) -> HostSnapshot:
+    """Namespace ci read from inside: 198.18.1.10/24, default via 198.18.1.1."""
+    base: dict[str, Any] = {
+        "netns": "ci",
+        "links": (port("eth0", master="", kind="veth"),),
+        "addresses": (Address("eth0", "198.18.1.10", 24),),
+        "routes": (Route("0.0.0.0/0", "eth0", "198.18.1.1"), Route("198.18.1.0/24", "eth0")),
+        "sysctls": {},
+        "firewall": Firewall(),
+        "resolvers": (ResolverView("ci", "/etc/resolv.conf", ("192.0.2.53",)),),
+        "kernel": "6.1.0-18-amd64",
+    }
+    return HostSnapshot(**(base | kw))
+
+
+def test_resolver_parallel_queries() -> None:
+    [found] = run("resolver-parallel-queries", host(resolvers=(NETNS_CI,), kernel="6.1.0-18"))
+    assert found.severity == Severity.INFO and found.subject == "netns ci"
+    assert found.evidence["nat"] == (
+        "queries to 192.0.2.53 are routed by this host and masqueraded (nft ip nat postrouting)"
+    )
+    assert found.evidence["kernel_resolves_the_clash"] == "yes"
+    assert "netsleuth fix resolv-options netns:ci --apply" in found.fix
+    # before 5.0 the clash drops one of the two queries: a warning
+    [old] = run("resolver-parallel-queries", host(resolvers=(NETNS_CI,), kernel="4.19.0-27"))
+    assert old.severity == Severity.WARNING and old.evidence["kernel_resolves_the_clash"] == "no"
+    # Docker's embedded resolver is behind a DNAT in the container
+    [docker] = run("resolver-parallel-queries", host(resolvers=(DOCKER_VIEW,)))
+    assert "DNAT" in docker.evidence["nat"] and "container:web" in docker.fix
+    assert docker.evidence["kernel"] == "unknown"
+    # read from inside: a private source address leaving by the default route
+    [inside] = run("resolver-parallel-queries", inside_ci())
+    assert inside.subject == "ci" and "via 198.18.1.1" in inside.evidence["nat"]
+    assert "netsleuth fix resolv-options netns:ci --apply" in inside.fix
+
+
+def test_resolver_parallel_queries__negative() -> None:
+    for option in ("single-request-reopen", "single-request", "use-vc"):
+        serial = replace(NETNS_CI, options=("ndots:1", option))
+        assert run("resolver-parallel-queries", host(resolvers=(serial,))) == [], option
+    own = ResolverView("host", "/etc/resolv.conf", ("192.0.2.53",))
+    assert run("resolver-parallel-queries", host(resolvers=(own,))) == []  # no NAT for the host
+    gateway = replace(NETNS_CI, nameservers=("198.18.1.1",))
+    assert run("resolver-parallel-queries", host(resolvers=(gateway,))) == []  # the host answers
+    no_nat = host(resolvers=(NETNS_CI,), firewall=Firewall(backends=("nftables",)))
+    assert run("resolver-parallel-queries", no_nat) == []
+    stub = replace(NETNS_CI, nameservers=("127.0.0.53",))
+    assert run("resolver-parallel-queries", host(resolvers=(stub,))) == []
+    on_link = ResolverView("ci", "/etc/resolv.conf", ("198.18.1.1",))
+    assert run("resolver-parallel-queries", inside_ci(resolvers=(on_link,))) == []
+
+
+# 10c
+K8S_VIEW = ResolverView(
+    "netns ci", "/etc/netns/ci/resolv.conf", ("10.96.0.10",), (), ("ndots:5",),
+    ("default.svc.cluster.local", "svc.cluster.local", "cluster.local"),
+)  # fmt: skip
+
+
+def test_resolver_search_amplification() -> None:
+    [found] = run("resolver-search-amplification", host(resolvers=(K8S_VIEW,)))
+    assert found.severity == Severity.WARNING and found.cause == "upstream-rate-limit"
+    assert found.evidence["queries_per_lookup"].startswith("8 (A and AAAA for 4 names)")
+    assert "netsleuth fix resolv-options netns:ci --ndots 1 --apply" in found.fix
+    mild = replace(K8S_VIEW, options=("ndots:2",), search=("a.example", "b.example"))
+    [info] = run("resolver-search-amplification", host(resolvers=(mild,)))
+    assert info.severity == Severity.INFO and info.evidence["example"] == "example.com"
+
+
+def test_resolver_search_amplification__negative() -> None:
+    one_domain = replace(K8S_VIEW, search=("cluster.local",))
+    default_ndots = replace(K8S_VIEW, options=())
+    lowered = replace(K8S_VIEW, options=("ndots:5", "ndots:1"))  # the last one wins
+    for view in (one_domain, default_ndots, lowered):
+        assert run("resolver-search-amplification", host(resolvers=(view,))) == [], view
+
+
+# 10d
+def test_resolver_socket_drops() -> None:
+    sock = UdpSocket("127.0.0.53", 53, rx_queue=212992, drops=17)
+    snap = host(dns_sockets=(sock,), sysctls={"net.core.rmem_max": "212992"})
+    [found] = run("resolver-socket-drops", snap)
+    assert found.subject == "udp 127.0.0.53:53" and found.cause == "resolver-overload"
+    assert found.evidence == {
+        "socket": "udp 127.0.0.53:53",
+        "drops_since_opened": 17,
+        "rx_queue_bytes_now": 212992,
+        "net.core.rmem_max": 212992,
+    }
+    v6 = run("resolver-socket-drops", host(netns="lab", dns_sockets=(UdpSocket("::1", 53, 0, 1),)))
+    assert v6[0].subject == "lab:udp [::1]:53"
+
+
+def test_resolver_socket_drops__negative() -> None:
+    quiet = UdpSocket("127.0.0.53", 53, rx_queue=768, drops=0)  # busy now, never dropped
+    assert run("resolver-socket-drops", host(dns_sockets=(quiet,))) == []
 
 
 # 11
@@ -307,15 +473,10 @@ def triggering() -> dict[str, list[HostSnapshot]]:
             host(links=(ETH0, bridge(mac="00:00:00:00:00:00"))),
         ],
         "bridge-arp-notify-off": [host()],
-        "bridge-nat-missing": [
-            host(firewall=Firewall(backends=("nftables",))),
-            host(
-                firewall=Firewall(
-                    backends=("iptables",),
-                    nat_rules=(NatRule("iptables nat POSTROUTING", "MASQUERADE", "198.18.0.0/15"),),
-                    forward_chains=(ForwardChain("iptables filter FORWARD", "DROP", ("docker0",)),),
-                )
-            ),
+        "bridge-nat-missing": [host(firewall=Firewall(backends=("nftables",)))],
+        "bridge-forward-blocked": [
+            host(firewall=fw(ForwardChain("nft inet filter forward", "drop"))),
+            host(firewall=fw(ForwardChain("iptables filter FORWARD", "DROP", ("docker0",)))),
         ],
         "ip-forward-off": [host(sysctls={"net.ipv4.ip_forward": "0"})],
         "conntrack-pressure": [
@@ -343,6 +504,9 @@ def triggering() -> dict[str, list[HostSnapshot]]:
         "resolver-loopback-unreachable": [
             host(resolvers=(ResolverView("netns ci", "/etc/resolv.conf", ("127.0.0.53",), ()),)),
         ],
+        "resolver-parallel-queries": [host(resolvers=(NETNS_CI,)), host(resolvers=(DOCKER_VIEW,))],
+        "resolver-search-amplification": [host(resolvers=(K8S_VIEW,))],
+        "resolver-socket-drops": [host(dns_sockets=(UdpSocket("127.0.0.53", 53, 0, 17),))],
         "docker-bridge-unpinned": [
             host(docker=(docker,)),
             host(docker=(DockerdProcess(pid=7, argv=("dockerd",), network_bridges=("br0",)),)),

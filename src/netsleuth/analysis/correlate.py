@@ -121,6 +121,8 @@ _IGNORED = {
     EventKind.STATE_LEFT,
     # counters are weighed by when they rose against the outages (analysis.counters)
     EventKind.COUNTERS,
+    # drops are weighed separately (netsleuth.drops.link, the report's drops per outage)
+    EventKind.DROP,
 }
 
 

@@ -8,9 +8,11 @@ counter rose (:class:`~netsleuth.model.CounterSample`). Here each rise is a
 recovery), give or take :data:`TOLERANCE_NS`.
 
 The chance of that by accident, with outages independent of the counter:
-an outage of length ``d`` meets one of the rises with probability at most
-``p = min(1, sum over rises of (w + d + 2 tol) / T)`` (``w`` the rise's window,
-``T`` the recorded span). With ``n`` independent outages and the largest
+an outage of length ``d`` meets one of the rises when it starts in the union
+of the rises' windows widened by ``d`` before and the tolerance either side,
+so with probability at most ``p = min(1, |union| / T)`` (``T`` the recorded
+span; rises in consecutive samples, as a burst gives, overlap and count once).
+With ``n`` independent outages and the largest
 ``p`` among them, the chance that ``k`` or more meet a rise is the binomial
 tail ``P(X >= k)``, X ~ Bin(n, p). Outages of several targets starting within
 :data:`SAME_OUTAGE_NS` count once.
@@ -21,10 +23,13 @@ Link counters are weighed per counter name across links
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 from scipy.stats import binom
 
 from netsleuth.analysis.episodes import Episode
@@ -83,7 +88,8 @@ class CounterEvidence:
         sums: dict[str, int] = defaultdict(int)
         for r in self.rises:
             parts = r.counter.split(".")
-            place = f"{r.netns} {parts[1]}" if parts[0] == "link" else r.netns
+            link = ".".join(parts[1:-1])  # a VLAN link has a dot: eth0.100
+            place = f"{r.netns} {link}" if parts[0] == "link" else r.netns
             sums[place] += r.delta
         return tuple(sorted(sums, key=lambda k: -sums[k]))
 
@@ -143,26 +149,56 @@ def _independent(episodes: Sequence[Episode]) -> list[Episode]:
     return out
 
 
-def _meets(rise: CounterRise, ep: Episode) -> bool:
-    end = ep.recovered_ns if ep.recovered_ns is not None else ep.end_ns
-    return rise.start_ns - TOLERANCE_NS <= end and ep.start_ns <= rise.end_ns + TOLERANCE_NS
+def _union(rises: Sequence[CounterRise]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The rises' windows ``[start - tol, end + tol]`` merged into disjoint,
+    sorted intervals (lows, highs)."""
+    if not rises:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty
+    lo = np.fromiter((r.start_ns for r in rises), np.int64, len(rises)) - TOLERANCE_NS
+    hi = np.fromiter((r.end_ns for r in rises), np.int64, len(rises)) + TOLERANCE_NS
+    order = np.argsort(lo, kind="stable")
+    lo, hi = lo[order], np.maximum.accumulate(hi[order])
+    starts = np.concatenate(([True], lo[1:] > hi[:-1]))  # a gap before it: a new interval
+    ends = np.concatenate((starts[1:], [True]))
+    return lo[starts], hi[ends]
+
+
+def _covered(lows: npt.NDArray[np.int64], highs: npt.NDArray[np.int64], d: int) -> int:
+    """How long the start of an outage lasting ``d`` can lie where it meets a
+    rise: the length of the union of ``[low - d, high]``."""
+    if lows.size == 0:
+        return 0
+    gaps = lows[1:] - highs[:-1]
+    return int((highs - lows).sum() + d + np.minimum(gaps, d).sum())
 
 
 def weigh(
     family: str, rises: Sequence[CounterRise], episodes: Sequence[Episode], span_ns: int
 ) -> CounterEvidence:
-    """How one counter family's rises line up with the outages (see module doc)."""
+    """How one counter family's rises line up with the outages (see module
+    doc). Linear in rises and outages (both sorted once)."""
     outages = _independent(episodes)
+    lows, highs = _union(rises)
+    eps = sorted(episodes, key=lambda e: e.start_ns)
+    ep_starts = [e.start_ns for e in eps]
+
+    def meets(ep: Episode) -> bool:
+        end = ep.recovered_ns if ep.recovered_ns is not None else ep.end_ns
+        i = int(np.searchsorted(lows, end, side="right")) - 1
+        return i >= 0 and int(highs[i]) >= ep.start_ns
+
     met = 0
-    worst = 0.0
+    longest = 0
     for ep in outages:
-        group = [e for e in episodes if 0 <= e.start_ns - ep.start_ns < SAME_OUTAGE_NS]
-        if any(_meets(r, e) for r in rises for e in group):
+        first = bisect_left(ep_starts, ep.start_ns)
+        last = bisect_left(ep_starts, ep.start_ns + SAME_OUTAGE_NS)
+        if any(meets(e) for e in eps[first:last]):
             met += 1
         end = ep.recovered_ns if ep.recovered_ns is not None else ep.end_ns
-        d = end - ep.start_ns
-        cover = sum(r.end_ns - r.start_ns + d + 2 * TOLERANCE_NS for r in rises)
-        worst = max(worst, min(1.0, cover / max(1, span_ns)))
+        longest = max(longest, end - ep.start_ns)
+    # the chance grows with the outage's length: the longest outage's is the largest
+    worst = min(1.0, _covered(lows, highs, longest) / max(1, span_ns)) if outages else 0.0
     p: float | None = None
     if outages and rises:
         p = float(binom.sf(met - 1, len(outages), worst)) if met else 1.0

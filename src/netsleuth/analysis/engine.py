@@ -21,6 +21,7 @@ from netsleuth.analysis.correlate import (
 )
 from netsleuth.analysis.counters import counter_evidence
 from netsleuth.analysis.episodes import Episode, find_episodes, target_index
+from netsleuth.analysis.evidence import SeriesStats
 from netsleuth.analysis.result import (
     Analysis,
     BridgeState,
@@ -30,7 +31,8 @@ from netsleuth.analysis.result import (
 )
 from netsleuth.analysis.scoring import FAMILIES, Evidence, score_all, verdict_of
 from netsleuth.analysis.states import align, state_intervals
-from netsleuth.model import Bridge, EventKind, InvariantDetail, NetEvent
+from netsleuth.drops.outages import DropIndex
+from netsleuth.model import Bridge, EventKind, InvariantDetail, NetEvent, Outcome
 from netsleuth.store import ProbeColumns, Series, Store
 
 __all__ = ["LOOKBACK_NS", "TIMELINE_BINS", "analyze", "analyze_data"]
@@ -117,6 +119,48 @@ def _control(facts: Iterable[dict[str, Any]], targets: Sequence[str]) -> str | N
     return CONTROL if CONTROL in targets else None
 
 
+def series_stats(cols: ProbeColumns, series: dict[int, Series]) -> tuple[SeriesStats, ...]:
+    """Attempts and failures (by outcome) of every probe stream (target,
+    probe, server; the same stream in several runs counts once), sorted."""
+    # one pass: count (series, outcome) pairs
+    pairs, counts = np.unique(
+        cols.series.astype(np.int64) * 256 + cols.outcome.astype(np.int64), return_counts=True
+    )
+    ends: dict[tuple[str, str, str], dict[Outcome, int]] = defaultdict(lambda: defaultdict(int))
+    for pair, n in zip(pairs.tolist(), counts.tolist(), strict=True):
+        s = series.get(pair // 256)
+        if s is not None and pair % 256 != Outcome.TARGET_GONE:  # gone: neither tried nor failed
+            ends[(s.target, s.probe, s.server)][Outcome(pair % 256)] += n
+    out = []
+    for key in sorted(ends):
+        outcomes = {o.label: n for o, n in ends[key].items() if o.failed}
+        attempts = sum(ends[key].values())
+        out.append(SeriesStats(*key, attempts, sum(outcomes.values()), outcomes))
+    return tuple(out)
+
+
+def _resolvers(facts: Iterable[dict[str, Any]]) -> dict[str, tuple[str, ...]]:
+    """Target -> the nameservers of its resolv.conf, as last recorded."""
+    out: dict[str, tuple[str, ...]] = {}
+    for f in facts:
+        data = f.get("data")
+        if f.get("kind") == "resolv-conf" and isinstance(data, dict):
+            out[str(f.get("netns"))] = tuple(str(s) for s in data.get("nameservers") or ())
+    return out
+
+
+def _netconf(facts: Iterable[dict[str, Any]], key: str) -> dict[str, int]:
+    """One table (``mtu``, ``rp_filter``) of the host namespace's last ``netconf`` fact."""
+    out: dict[str, int] = {}
+    for f in facts:
+        data = f.get("data")
+        if f.get("kind") == "netconf" and isinstance(data, dict):
+            table = data.get(key)
+            if isinstance(table, dict):
+                out = {str(k): int(v) for k, v in table.items() if isinstance(v, int)}
+    return out
+
+
 def _stale_intervals(events: Sequence[NetEvent]) -> dict[str, list[tuple[int, int]]]:
     """Per target, the intervals its gateway entry held a MAC no port of the
     bridge owns any more (open ones never end)."""
@@ -165,7 +209,16 @@ def _episode_details(
             i = bisect_right(starts, ep.end_ns) - 1
             gw = i >= 0 and ends[i] >= ep.start_ns
         details.append(EpisodeDetail(ep, tuple(near[:5]), gw))
+    drops = DropIndex(events)
+    if drops:
+        details = [
+            replace(d, drops=drops.during(d.episode.target, *_span(d.episode))) for d in details
+        ]
     return details
+
+
+def _span(ep: Episode) -> tuple[int, int]:
+    return ep.start_ns, ep.end_ns
 
 
 def _timeline(
@@ -308,6 +361,11 @@ def analyze_data(
         control=control,
         dns_only=dns_only,
         counters=counter_evidence(events, episodes, span),
+        series=series_stats(cols, series),
+        resolvers=_resolvers(facts),
+        rp_filter=_netconf(facts, "rp_filter"),
+        mtu=_netconf(facts, "mtu"),
+        span_ns=span,
     )
     causes = score_all(evidence)
     verdict = verdict_of(causes, evidence)

@@ -17,9 +17,33 @@ from netsleuth.analysis.result import BridgeState, EpisodeDetail, TargetStats
 from netsleuth.analysis.states import StateEvidence
 from netsleuth.causes import CAUSES
 
-__all__ = ["CONFIDENCE_RANK", "CauseScore", "Evidence", "better", "confidence_label"]
+__all__ = [
+    "CONFIDENCE_RANK",
+    "CauseScore",
+    "Evidence",
+    "SeriesStats",
+    "better",
+    "confidence_label",
+]
 
 CONFIDENCE_RANK = {"high": 3, "medium": 2, "low": 1, "none": 0}
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesStats:
+    """One probe stream: a probe from a target to one server, and how its
+    attempts ended (failures by :attr:`~netsleuth.model.Outcome.label`)."""
+
+    target: str
+    probe: str
+    server: str
+    attempts: int
+    failed: int
+    outcomes: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.failed / self.attempts if self.attempts else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +60,16 @@ class Evidence:
     dns_only: bool
     counters: Mapping[str, CounterEvidence] = field(default_factory=dict)
     """Kernel counter families that rose, by family (:mod:`netsleuth.analysis.counters`)."""
+    series: tuple[SeriesStats, ...] = ()
+    """Every probe stream (target, probe, server) with its failures."""
+    resolvers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Target -> the nameservers of its resolv.conf, as watch read them."""
+    rp_filter: Mapping[str, int] = field(default_factory=dict)
+    """Host namespace: ``all`` and each interface's own ``rp_filter``, as recorded."""
+    mtu: Mapping[str, int] = field(default_factory=dict)
+    """Host namespace: each interface's MTU, as recorded."""
+    span_ns: int = 0
+    """From the first probe attempt to the last (what the counters were weighed over)."""
 
 
 @dataclass(frozen=True, slots=True)

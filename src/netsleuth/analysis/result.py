@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from netsleuth.analysis.correlate import Correlation
 from netsleuth.analysis.episodes import Episode
+from netsleuth.drops.outages import DropCount
 
 if TYPE_CHECKING:
     from netsleuth.analysis.counters import CounterEvidence
@@ -62,6 +63,8 @@ class EpisodeDetail:
     episode: Episode
     before: tuple[tuple[float, str], ...]
     gateway_stale: bool | None
+    drops: tuple[DropCount, ...] = ()
+    """Kernel drops seen during it (:mod:`netsleuth.drops.outages`), most first."""
 
 
 @dataclass(frozen=True, slots=True)

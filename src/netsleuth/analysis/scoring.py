@@ -34,6 +34,10 @@ from netsleuth.analysis.evidence import (
     confidence_label,
 )
 from netsleuth.analysis.result import EpisodeDetail, Verdict
+from netsleuth.analysis.scorers.kernel import HOST_WIDE
+from netsleuth.analysis.scorers.kernel import SCORERS as KERNEL_SCORERS
+from netsleuth.analysis.scorers.load import SCORERS as LOAD_SCORERS
+from netsleuth.analysis.scorers.paths import SCORERS as PATH_SCORERS
 from netsleuth.analysis.states import Alignment, StateEvidence
 from netsleuth.analysis.stats import p_phrase
 from netsleuth.causes import CAUSES
@@ -390,7 +394,9 @@ def score_path_link_down(ev: Evidence) -> CauseScore:
 
 def score_address_lost(ev: Evidence) -> CauseScore:
     se = ev.states.get("address-lost")
-    targets = sorted({a.episode.target for a in se.aligned}) if se else []
+    # every target whose outages the state explains: when the host itself lost
+    # its way out, one alignment stands for all the targets failing with it
+    targets = sorted({target for target, _ in se.explained}) if se and se.aligned else []
     return _state_score(
         "address-lost", ev, {"target": ", ".join(targets)} if targets else {}, structural=True
     )
@@ -429,7 +435,11 @@ def score_upstream(ev: Evidence) -> CauseScore:
         )
     if others:
         pro.append(f"{len(others)} outages of the other targets are not explained by any state")
-    named = len(loose) >= MIN_CONTROL_OUTAGES or ev.localisation == "everywhere"
+    # every target failing says "upstream" only while some outage is left
+    # that a recorded state (e.g. the host's own uplink losing its address)
+    # does not explain
+    everywhere = ev.localisation == "everywhere" and bool(loose or others)
+    named = len(loose) >= MIN_CONTROL_OUTAGES or everywhere
     if not named:
         reason = (
             f"the host control ({control}) did not fail"
@@ -443,30 +453,6 @@ def score_upstream(ev: Evidence) -> CauseScore:
     return CauseScore(cause_id, True, confidence, None, evidence_for=tuple(pro))
 
 
-def score_conntrack_race(ev: Evidence) -> CauseScore:
-    eps = [d.episode for d in ev.episodes]
-    singles = sum(1 for e in eps if e.failed == 1)
-    pro = [f"{singles} of {len(eps)} outages were a single lost query"] if eps else []
-    rule = (
-        ev.localisation == "namespaces"
-        and ev.dns_only
-        and len(eps) >= 5
-        and singles >= 0.8 * len(eps)
-    )
-    if not rule:
-        why = (
-            "fewer than 80 % of at least five outages were single lost queries from namespaces only"
-        )
-        return CauseScore(
-            "conntrack-race", False, "none", None, evidence_for=tuple(pro), evidence_against=(why,)
-        )
-    pro += [
-        "the host control did not fail like the namespaces",
-        "no state or event class is tied to the outages",
-    ]
-    return CauseScore("conntrack-race", True, "low", None, evidence_for=tuple(pro))
-
-
 SCORERS: dict[str, Callable[[Evidence], CauseScore]] = {
     "bridge-mac-flap": score_bridge_mac_flap,
     "gateway-arp-conflict": score_gateway_arp_conflict,
@@ -475,27 +461,46 @@ SCORERS: dict[str, Callable[[Evidence], CauseScore]] = {
     "path-link-down": score_path_link_down,
     "address-lost": score_address_lost,
     "upstream-dns": score_upstream,
-    "conntrack-race": score_conntrack_race,
     # each module of netsleuth.analysis.scorers adds its causes below
+    **KERNEL_SCORERS,
+    **LOAD_SCORERS,
+    **PATH_SCORERS,
 }
 """Cause id -> scorer. ``upstream-dns`` scores ``upstream`` for non-DNS probes."""
 
 
+def _pattern_race(s: CauseScore) -> bool:
+    """``conntrack-race`` named from the pattern alone (no counter, no p-value)."""
+    return s.cause == "conntrack-race" and s.named and s.p_value is None
+
+
+def _demote(
+    scores: list[CauseScore], which: Callable[[CauseScore], bool], why: str
+) -> list[CauseScore]:
+    return [
+        replace(s, named=False, confidence="none", evidence_against=(*s.evidence_against, why))
+        if s.named and which(s)
+        else s
+        for s in scores
+    ]
+
+
 def score_all(ev: Evidence) -> list[CauseScore]:
     """Every scored cause, ranked (:func:`rank`). A weak pattern
-    (``conntrack-race``) is not named beside a cause that explains the outages."""
+    (``conntrack-race`` without its counter) is not named beside a cause that
+    explains the outages, nor upstream beside a kernel-table cause that fails
+    the host control too (:data:`~netsleuth.analysis.scorers.kernel.HOST_WIDE`)."""
     scores = [scorer(ev) for scorer in SCORERS.values()]
-    strong = [s for s in scores if s.named and s.cause != "conntrack-race"]
+    strong = [s for s in scores if s.named and not _pattern_race(s)]
     if strong:
-        better = f"{strong[0].cause} explains the outages better"
-        scores = [
-            replace(
-                s, named=False, confidence="none", evidence_against=(*s.evidence_against, better)
-            )
-            if s.cause == "conntrack-race" and s.named
-            else s
-            for s in scores
-        ]
+        scores = _demote(scores, _pattern_race, f"{strong[0].cause} explains the outages better")
+    host_wide = [s for s in scores if s.named and s.cause in HOST_WIDE]
+    if host_wide:
+        why = (
+            f"{host_wide[0].cause} fails the host's own traffic too: the host control's "
+            "failures are its"
+        )
+        scores = _demote(scores, lambda s: s.cause in ("upstream-dns", "upstream"), why)
     return rank(scores)
 
 

@@ -4,8 +4,14 @@ they let through. Pure functions over ``nft -j list ruleset`` output and
 ``iptables-save`` text.
 
 NAT rules are collected from every chain of a nat table (user chains such as
-libvirt's or firewalld's are reached by jumps we do not follow); forward
-coverage counts accept verdicts and jumps that name an interface or network.
+libvirt's or firewalld's are reached by jumps we do not follow). A forward
+chain is walked in order, as the kernel does: an accept or a jump that names
+an interface or a network covers it (we trust a conditional jump to accept
+what it names, so Docker's ``-o docker0 -j DOCKER`` covers docker0); an
+unconditional jump is followed into its chain (firewalld's zone dispatch);
+the first unconditional accept, drop or reject ends the walk for everything
+(rules after it are never reached). A chain whose policy is drop, or whose
+walk ends in an unconditional drop or reject, drops what it did not accept.
 """
 
 from __future__ import annotations
@@ -17,68 +23,129 @@ from typing import Any
 
 from netsleuth.audit.snapshot import ForwardChain, NatRule
 
-__all__ = ["forward_blocking", "nat_covering", "parse_iptables_save", "parse_nft_json"]
+__all__ = [
+    "forward_blocking",
+    "forward_blocks",
+    "nat_covering",
+    "parse_iptables_save",
+    "parse_nft_json",
+]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _BUILTIN_TARGETS = {"ACCEPT", "DROP", "REJECT", "RETURN", "LOG", "MARK", "CONNMARK", "NFLOG"}
 
 
-def _network(right: Any) -> str:
+def _networks(right: Any) -> list[str]:
+    """The networks of a match's right side: an address, a prefix, or a set of them."""
     if isinstance(right, str):
-        return right
+        return [right]
     if isinstance(right, dict) and "prefix" in right:
         p = right["prefix"]
-        return f"{p['addr']}/{p['len']}"
-    return ""
+        return [f"{p['addr']}/{p['len']}"]
+    if isinstance(right, dict) and "set" in right:
+        return [n for item in right["set"] for n in _networks(item)]
+    return []
 
 
-def _nft_rule_facts(exprs: list[dict[str, Any]]) -> dict[str, Any]:
-    facts: dict[str, Any] = {
+def _names(right: Any) -> list[str]:
+    if isinstance(right, str):
+        return [right]
+    if isinstance(right, dict) and "set" in right:
+        return [x for x in right["set"] if isinstance(x, str)]
+    return []
+
+
+# nft statements that neither match nor end a rule: a rule made of them and a
+# verdict is unconditional. Anything else (limit, quota, xt, ...) counts as a
+# condition, so an unknown expression never makes a rule look unconditional.
+_NFT_STATEMENTS = {"counter", "log", "mangle", "notrack", "nflog"}
+
+
+def _facts() -> dict[str, Any]:
+    return {
         "saddr": "",
         "daddr": "",
+        "nets": [],
         "iif": [],
         "oif": [],
         "oif_not": "",
         "verdict": "",
-        "ct_only": True,
+        "target": "",
         "conditions": 0,
     }
+
+
+def _nft_verdict(e: dict[str, Any]) -> tuple[str, str] | None:
+    """(verdict, jump target) of a verdict expression, else None."""
+    if "accept" in e:
+        return "accept", ""
+    if "drop" in e or "reject" in e:
+        return "drop", ""
+    if "return" in e:
+        return "return", ""
+    for kind in ("jump", "goto"):
+        if kind in e:
+            target = e[kind].get("target", "") if isinstance(e[kind], dict) else ""
+            return kind, target
+    return None
+
+
+def _nft_vmap(facts: dict[str, Any], vmap: dict[str, Any]) -> None:
+    """``iifname vmap { "br0" : accept, ... }``: the keys that accept or jump
+    count as covered (a conditional rule)."""
+    facts["conditions"] += 1
+    key = vmap.get("key", {})
+    data = vmap.get("data", {})
+    entries = data.get("set", []) if isinstance(data, dict) else []
+    for entry in entries:
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], dict)):
+            continue
+        verdict = _nft_verdict(entry[1])
+        if verdict is None or verdict[0] not in ("accept", "jump", "goto"):
+            continue
+        if isinstance(key, dict) and "meta" in key:
+            side = "oif" if key["meta"].get("key") in ("oifname", "oif") else "iif"
+            facts[side] += _names(entry[0])
+        elif isinstance(key, dict) and "payload" in key:
+            facts["nets"] += _networks(entry[0])
+    if any(facts[k] for k in ("iif", "oif", "nets")):
+        facts["verdict"] = "jump"
+
+
+def _nft_rule_facts(exprs: list[dict[str, Any]]) -> dict[str, Any]:
+    facts = _facts()
     for e in exprs:
-        if "match" in e:
+        verdict = _nft_verdict(e)
+        if verdict is not None:
+            facts["verdict"], facts["target"] = verdict
+        elif "match" in e:
             m = e["match"]
             left, right, op = m.get("left", {}), m.get("right"), m.get("op", "==")
             facts["conditions"] += 1
             if isinstance(left, dict) and "payload" in left:
                 field = left["payload"].get("field")
                 if field in ("saddr", "daddr") and op in ("==", "in"):
-                    facts[field] = _network(right)
-                facts["ct_only"] = False
+                    nets = _networks(right)
+                    facts[field] = nets[0] if len(nets) == 1 else ""
+                    facts["nets"] += nets
             elif isinstance(left, dict) and "meta" in left:
                 key = left["meta"].get("key")
-                names = [right] if isinstance(right, str) else []
-                if isinstance(right, dict) and "set" in right:
-                    names = [x for x in right["set"] if isinstance(x, str)]
+                names = _names(right)
                 if key in ("iifname", "iif") and op == "==":
                     facts["iif"] += names
                 elif key in ("oifname", "oif") and op == "==":
                     facts["oif"] += names
                 elif key in ("oifname", "oif") and op == "!=" and names:
                     facts["oif_not"] = names[0]
-                facts["ct_only"] = False
-            elif not (isinstance(left, dict) and "ct" in left):
-                facts["ct_only"] = False
         elif "masquerade" in e:
             facts["verdict"] = "MASQUERADE"
         elif "snat" in e:
             facts["verdict"] = "SNAT"
-        elif "accept" in e:
-            facts["verdict"] = "accept"
-        elif "jump" in e or "goto" in e:
-            facts["verdict"] = "jump"
-        elif "xt" in e:
+        elif "vmap" in e:
+            _nft_vmap(facts, e["vmap"])
+        elif not set(e) & _NFT_STATEMENTS:
             facts["conditions"] += 1
-            facts["ct_only"] = False
     return facts
 
 
@@ -94,16 +161,14 @@ def parse_nft_json(doc: dict[str, Any]) -> tuple[list[NatRule], list[ForwardChai
             if c.get("type") == "nat":
                 nat_tables.add((c["family"], c["table"]))
     nat: list[NatRule] = []
-    fwd: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for key, c in chains.items():
-        if c.get("hook") == "forward" and c.get("type", "filter") == "filter":
-            fwd[key] = {"policy": c.get("policy", "accept"), "ifs": [], "nets": [], "all": False}
+    rules: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for item in items:
         if "rule" not in item:
             continue
         r = item["rule"]
         key = (r["family"], r["table"], r["chain"])
         facts = _nft_rule_facts(r.get("expr", []))
+        rules.setdefault(key, []).append(facts)
         origin = f"nft {r['family']} {r['table']} {r['chain']}"
         if facts["verdict"] in ("MASQUERADE", "SNAT") and (key[0], key[1]) in nat_tables:
             nat.append(
@@ -115,38 +180,78 @@ def parse_nft_json(doc: dict[str, Any]) -> tuple[list[NatRule], list[ForwardChai
                     out_not=facts["oif_not"],
                 )
             )
-        if key in fwd and facts["verdict"] in ("accept", "jump"):
-            _cover(fwd[key], facts)
-    chains_out = [
-        ForwardChain(
-            origin=f"nft {k[0]} {k[1]} {k[2]}",
-            policy=v["policy"],
-            accepts_ifnames=tuple(v["ifs"]),
-            accepts_networks=tuple(v["nets"]),
-            accepts_all=v["all"],
-        )
-        for k, v in fwd.items()
-    ]
+    chains_out = []
+    for key, c in chains.items():
+        if c.get("hook") != "forward" or c.get("type", "filter") != "filter":
+            continue
+        table_rules = {k[2]: v for k, v in rules.items() if k[:2] == key[:2]}
+        origin = f"nft {key[0]} {key[1]} {key[2]}"
+        chains_out.append(_forward_chain(origin, c.get("policy", "accept"), table_rules, key[2]))
     return nat, chains_out
 
 
-def _cover(chain: dict[str, Any], facts: dict[str, Any]) -> None:
-    chain["ifs"] += facts["iif"] + facts["oif"]
-    chain["nets"] += [n for n in (facts["saddr"], facts["daddr"]) if n]
-    if facts["verdict"] == "accept" and facts["conditions"] == 0:
-        chain["all"] = True
+class _Walk:
+    """What a walk of a forward chain (and the chains it jumps to) found."""
+
+    def __init__(self) -> None:
+        self.ifs: list[str] = []
+        self.nets: list[str] = []
+        self.end = ""  # "accept" or "drop" when a rule ended the chain for everything
+
+
+def _walk(
+    rules: dict[str, list[dict[str, Any]]], chain: str, walk: _Walk, seen: tuple[str, ...]
+) -> None:
+    """Follow ``chain`` in order: conditional accepts and jumps cover what
+    they name; an unconditional jump is followed; an unconditional accept,
+    drop or reject ends the walk for everything; an unconditional return
+    (or the end of a chain jumped to) goes back to the caller."""
+    if chain in seen or len(seen) > 16:
+        return
+    for facts in rules.get(chain, []):
+        verdict, unconditional = facts["verdict"], facts["conditions"] == 0
+        if verdict in ("accept", "jump", "goto") and not unconditional:
+            walk.ifs += facts["iif"] + facts["oif"]
+            walk.nets += facts["nets"]
+        elif not unconditional:
+            continue
+        elif verdict in ("accept", "drop"):
+            walk.end = verdict
+            return
+        elif verdict in ("jump", "goto"):
+            _walk(rules, facts["target"], walk, (*seen, chain))
+            if walk.end or verdict == "goto":
+                return
+        elif verdict == "return":
+            return
+
+
+def _forward_chain(
+    origin: str, policy: str, rules: dict[str, list[dict[str, Any]]], base: str
+) -> ForwardChain:
+    walk = _Walk()
+    _walk(rules, base, walk, ())
+    return ForwardChain(
+        origin=origin,
+        policy=policy,
+        accepts_ifnames=tuple(walk.ifs),
+        accepts_networks=tuple(walk.nets),
+        accepts_all=walk.end == "accept",
+        drops_all=walk.end == "drop",
+    )
 
 
 def parse_iptables_save(text: str, label: str) -> tuple[list[NatRule], list[ForwardChain]]:
     table = ""
     nat: list[NatRule] = []
-    forward: dict[str, Any] | None = None
+    policy: str | None = None
+    rules: dict[str, list[dict[str, Any]]] = {}
     for raw in text.splitlines():
         line = raw.strip()
         if line.startswith("*"):
             table = line[1:]
         elif line.startswith(":FORWARD ") and table == "filter":
-            forward = {"policy": line.split()[1], "ifs": [], "nets": [], "all": False}
+            policy = line.split()[1]
         elif line.startswith("-A "):
             try:
                 args = shlex.split(line)
@@ -163,37 +268,16 @@ def parse_iptables_save(text: str, label: str) -> tuple[list[NatRule], list[Forw
                         out_not=facts["oif_not"],
                     )
                 )
-            elif (
-                table == "filter"
-                and args[1] == "FORWARD"
-                and forward is not None
-                and facts["verdict"] in ("accept", "jump")
-            ):
-                _cover(forward, facts)
+            elif table == "filter":
+                rules.setdefault(args[1], []).append(facts)
     chains = []
-    if forward is not None:
-        chains.append(
-            ForwardChain(
-                origin=f"{label} filter FORWARD",
-                policy=forward["policy"],
-                accepts_ifnames=tuple(forward["ifs"]),
-                accepts_networks=tuple(forward["nets"]),
-                accepts_all=forward["all"],
-            )
-        )
+    if policy is not None:
+        chains.append(_forward_chain(f"{label} filter FORWARD", policy, rules, "FORWARD"))
     return nat, chains
 
 
 def _ipt_rule_facts(args: list[str]) -> dict[str, Any]:
-    facts: dict[str, Any] = {
-        "saddr": "",
-        "daddr": "",
-        "iif": [],
-        "oif": [],
-        "oif_not": "",
-        "verdict": "",
-        "conditions": 0,
-    }
+    facts = _facts()
     negate = False
     i = 0
     while i < len(args):
@@ -206,6 +290,7 @@ def _ipt_rule_facts(args: list[str]) -> dict[str, Any]:
         if arg in ("-s", "--source", "-d", "--destination"):
             if not negate:
                 facts["saddr" if arg in ("-s", "--source") else "daddr"] = value
+                facts["nets"].append(value)
             facts["conditions"] += 1
             i += 2
         elif arg in ("-i", "--in-interface", "-o", "--out-interface"):
@@ -221,10 +306,18 @@ def _ipt_rule_facts(args: list[str]) -> dict[str, Any]:
                 facts["verdict"] = value
             elif value == "ACCEPT":
                 facts["verdict"] = "accept"
+            elif value in ("DROP", "REJECT"):
+                facts["verdict"] = "drop"
+            elif value == "RETURN":
+                facts["verdict"] = "return"
             elif value not in _BUILTIN_TARGETS:
-                facts["verdict"] = "jump"
+                facts["verdict"] = "goto" if arg in ("-g", "--goto") else "jump"
+                facts["target"] = value
             i += 2
-        elif arg in ("-m", "--match"):
+            # target options (--reject-with, --log-prefix) are not matches
+            while i < len(args) and args[i].startswith("--"):
+                i += 2
+        elif arg in ("-m", "--match", "--comment"):
             i += 2
         elif arg.startswith("-"):
             facts["conditions"] += 1
@@ -249,18 +342,28 @@ def nat_covering(
     ]
 
 
-def forward_blocking(chains: Iterable[ForwardChain], bridge: str, net: IPNetwork) -> list[str]:
-    """Forward chains with a drop policy that let nothing of ``bridge`` through."""
+def forward_blocks(
+    chains: Iterable[ForwardChain], bridge: str, net: IPNetwork
+) -> list[tuple[ForwardChain, str]]:
+    """Each forward chain that drops what it does not accept (drop policy,
+    or an unconditional drop/reject) and accepts nothing of ``bridge`` or
+    ``net`` before that, with how it drops."""
     blocked = []
     for chain in chains:
-        if chain.policy.lower() != "drop" or chain.accepts_all:
+        if not chain.drops_by_default or chain.accepts_all:
             continue
         if bridge in chain.accepts_ifnames:
             continue
         if any(_overlaps(net, n) for n in chain.accepts_networks):
             continue
-        blocked.append(chain.origin)
+        how = "policy drop" if chain.policy.lower() == "drop" else "unconditional drop/reject"
+        blocked.append((chain, how))
     return blocked
+
+
+def forward_blocking(chains: Iterable[ForwardChain], bridge: str, net: IPNetwork) -> list[str]:
+    """The origins of :func:`forward_blocks`."""
+    return [chain.origin for chain, _ in forward_blocks(chains, bridge, net)]
 
 
 def _overlaps(net: IPNetwork, text: str) -> bool:

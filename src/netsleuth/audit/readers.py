@@ -36,6 +36,7 @@ from netsleuth.audit.snapshot import (
     NeighStats,
     ResolverView,
     Route,
+    UdpSocket,
 )
 from netsleuth.docker.daemons import list_daemons
 from netsleuth.errors import NetsleuthError, TargetNotFound
@@ -55,6 +56,8 @@ from netsleuth.netns import (
 __all__ = [
     "Roots",
     "bridge_mac_state",
+    "dns_sockets",
+    "parse_resolv_conf",
     "read_link_policies",
     "read_resolver",
     "read_snapshot",
@@ -147,6 +150,8 @@ def read_sysctls(proc_root: Path, ifnames: Iterable[str]) -> dict[str, str]:
         "net.netfilter.nf_conntrack_count",
         "net.netfilter.nf_conntrack_max",
         "net.bridge.bridge-nf-call-iptables",
+        "net.core.rmem_default",
+        "net.core.rmem_max",
     ]
     for name in ifnames:
         keys += [arp_notify_key(name), f"net.ipv4.conf.{name}.rp_filter"]
@@ -210,6 +215,14 @@ def read_neigh(proc_root: Path, sysctls: dict[str, str], entries: int | None) ->
         arp = _read(proc_root / "net" / "arp")
         entries = max(0, len(arp.splitlines()) - 1) if arp else 0
     stats = _stat_columns(proc_root / "net" / "stat" / "arp_cache", ["table_fulls"]) or {}
+    # gc_thresh3 bounds one table shared by every namespace; the "entries"
+    # column of arp_cache counts all of it (the same on every CPU's row)
+    text = _read(proc_root / "net" / "stat" / "arp_cache")
+    lines = text.splitlines() if text else []
+    if len(lines) > 1 and "entries" in lines[0].split():
+        col = lines[0].split().index("entries")
+        with contextlib.suppress(ValueError, IndexError):
+            entries = max(entries, int(lines[1].split()[col], 16))
     return NeighStats(
         entries=entries, gc_thresh3=int(thresh), table_fulls=stats.get("table_fulls", 0)
     )
@@ -218,11 +231,13 @@ def read_neigh(proc_root: Path, sysctls: dict[str, str], entries: int | None) ->
 DOCKER_EMBEDDED_DNS = "127.0.0.11"
 
 
-def _udp_listeners(proc_net: Path) -> tuple[str, ...]:
-    """Local addresses with a UDP socket bound on port 53. Docker's embedded
-    resolver binds 127.0.0.11 on a random port and DNATs port 53 to it, so
-    any UDP socket on 127.0.0.11 counts as serving it."""
-    found: set[str] = set()
+def dns_sockets(proc_net: Path) -> tuple[UdpSocket, ...]:
+    """The UDP sockets that serve DNS here: bound on port 53, or on Docker's
+    127.0.0.11 (its embedded resolver binds a random port behind a DNAT of
+    port 53), with their receive queue and drop count (/proc/net/udp{,6}:
+    ``tx_queue:rx_queue`` in hex, ``drops`` last: datagrams the kernel
+    dropped since the socket was opened, mostly for a full receive buffer)."""
+    found: list[UdpSocket] = []
     for fname, family in (("udp", 4), ("udp6", 6)):
         text = _read(proc_net / fname)
         if not text:
@@ -238,29 +253,56 @@ def _udp_listeners(proc_net: Path) -> tuple[str, ...]:
             else:
                 words = struct.unpack("<4I", raw)
                 addr = socket.inet_ntop(socket.AF_INET6, struct.pack(">4I", *words))
-            if int(hexport, 16) == 53 or addr == DOCKER_EMBEDDED_DNS:
-                found.add(str(ipaddress.ip_address(addr)))
-    return tuple(sorted(found))
+            port = int(hexport, 16)
+            if port != 53 and addr != DOCKER_EMBEDDED_DNS:
+                continue
+            try:
+                rx_queue = int(fields[4].split(":")[1], 16) if len(fields) > 4 else 0
+                drops = int(fields[12]) if len(fields) > 12 else 0
+            except (ValueError, IndexError):
+                rx_queue, drops = 0, 0
+            found.append(UdpSocket(str(ipaddress.ip_address(addr)), port, rx_queue, drops))
+    return tuple(found)
 
 
-def _nameservers(text: str) -> tuple[str, ...]:
-    servers = []
+def _udp_listeners(proc_net: Path) -> tuple[str, ...]:
+    """Local addresses with a UDP socket serving DNS (:func:`dns_sockets`)."""
+    return tuple(sorted({s.address for s in dns_sockets(proc_net)}))
+
+
+def parse_resolv_conf(text: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(nameservers, options, search domains) as glibc reads them: every
+    ``options`` line adds, the last ``search`` or ``domain`` line wins;
+    ``#`` and ``;`` start comments."""
+    servers: list[str] = []
+    options: list[str] = []
+    search: list[str] = []
     for line in text.splitlines():
         fields = line.split()
-        if len(fields) >= 2 and fields[0] == "nameserver":
-            servers.append(fields[1])
-    return tuple(servers)
+        if not fields or fields[0][0] in "#;":
+            continue
+        key, values = fields[0], fields[1:]
+        if key == "nameserver" and values:
+            servers.append(values[0])
+        elif key == "options":
+            options += values
+        elif key in ("search", "domain"):
+            search = values if key == "search" else values[:1]
+    return tuple(servers), tuple(options), tuple(search)
 
 
 def read_resolver(scope: str, resolv_conf: Path, proc_net: Path) -> ResolverView | None:
     text = _read(resolv_conf)
     if text is None:
         return None
+    servers, options, search = parse_resolv_conf(text)
     return ResolverView(
         scope=scope,
         path=str(resolv_conf),
-        nameservers=_nameservers(text),
+        nameservers=servers,
         loopback_listeners=_udp_listeners(proc_net),
+        options=options,
+        search=search,
     )
 
 
@@ -474,6 +516,8 @@ def read_snapshot(
         ),
         link_policies=read_link_policies(roots.etc, roots.lib, roots.proc.parent / "run"),
         udev_running=udev_running(roots.proc),
+        kernel=_read(roots.proc / "sys" / "kernel" / "osrelease") or "",
+        dns_sockets=dns_sockets(proc_net),
         peer_namespaces=_peer_namespaces(link_list) if live else {},
     )
 

@@ -13,12 +13,14 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Protocol
 
-from netsleuth.audit.firewall import forward_blocking, nat_covering
+from netsleuth.audit.firewall import forward_blocking, forward_blocks, nat_covering
 from netsleuth.audit.snapshot import (
     ADDR_ASSIGN_NAMES,
     ZERO_MAC,
+    ForwardChain,
     HostSnapshot,
     Link,
+    ResolverView,
 )
 from netsleuth.causes import CAUSES
 from netsleuth.model import Finding, Severity
@@ -210,10 +212,8 @@ def _routed_bridges(snap: HostSnapshot) -> list[tuple[Link, ipaddress.IPv4Networ
 @dataclass(frozen=True)
 class NatMissing:
     id: str = "bridge-nat-missing"
-    title: str = "Bridge subnet is routed without NAT, or FORWARD drops it"
+    title: str = "Bridge subnet is routed without NAT"
     cause: str = "nat-missing"
-    forward_cause: str = "forward-blocked"
-    """The cause of its finding that FORWARD drops the bridge's traffic."""
 
     def check(self, snap: HostSnapshot) -> list[Finding]:
         out: list[Finding] = []
@@ -248,20 +248,74 @@ class NatMissing:
                         cause=self.cause,
                     )
                 )
-            blocked = forward_blocking(snap.firewall.forward_chains, br.name, net)
-            if blocked:
-                out.append(
-                    Finding(
-                        rule=self.id,
-                        severity=Severity.WARNING,
-                        subject=_subject(snap, br.name),
-                        title="FORWARD policy drops the bridge's traffic",
-                        evidence={"subnet": str(net), "drop_policy_chains": blocked},
-                        why=CAUSES[self.forward_cause].finding_why(self.id),
-                        fix=CAUSES[self.forward_cause].finding_fix(self.id, bridge=br.name),
-                        cause=self.forward_cause,
-                    )
+        return out
+
+
+def _accept_commands(snap: HostSnapshot, chain: ForwardChain, bridge: str) -> list[str]:
+    """The commands that accept ``bridge``'s traffic at the top of ``chain``
+    (and the replies to it), in the namespace of the snapshot."""
+    prefix = "" if snap.netns == "host" else f"ip netns exec {snap.netns} "
+    words = chain.origin.split()
+    if words[0] == "nft" and len(words) == 4:
+        where = " ".join(words[1:])
+        return [
+            f'{prefix}nft insert rule {where} iifname "{bridge}" accept',
+            f'{prefix}nft insert rule {where} oifname "{bridge}" ct state established,related '
+            "accept",
+        ]
+    prog = words[0]
+    return [
+        f"{prefix}{prog} -I FORWARD -i {bridge} -j ACCEPT",
+        f"{prefix}{prog} -I FORWARD -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED "
+        "-j ACCEPT",
+    ]
+
+
+@dataclass(frozen=True)
+class ForwardBlocked:
+    """A NATed bridge subnet (so its traffic is meant to leave the host)
+    whose forwarded packets meet a drop: a forward chain with policy drop, or
+    an unconditional drop/reject (firewalld ends its chains with one), that
+    no accept for the bridge or its subnet precedes. Internal networks
+    without NAT are left alone: dropping their forwarding is often the point."""
+
+    id: str = "bridge-forward-blocked"
+    title: str = "The forward hook drops a NATed bridge subnet's traffic"
+    cause: str = "forward-blocked"
+
+    def check(self, snap: HostSnapshot) -> list[Finding]:
+        out: list[Finding] = []
+        if not snap.firewall.readable or snap.sysctl_int("net.ipv4.ip_forward") != 1:
+            return out
+        egress = {r.ifname for r in snap.routes if r.is_default}
+        for br, net in _routed_bridges(snap):
+            nat = nat_covering(snap.firewall.nat_rules, net, br.name, egress)
+            blocks = forward_blocks(snap.firewall.forward_chains, br.name, net)
+            if not nat or not blocks:
+                continue
+            out.append(
+                Finding(
+                    rule=self.id,
+                    severity=Severity.CRITICAL,
+                    subject=_subject(snap, br.name),
+                    title=self.title,
+                    evidence={
+                        "subnet": str(net),
+                        "nat_rule": f"{nat[0].origin}: {nat[0].action} {nat[0].source or 'any'}",
+                        "blocking_chains": [
+                            f"{c.origin}: {how}; accepts only "
+                            + (", ".join([*c.accepts_ifnames, *c.accepts_networks]) or "replies")
+                            for c, how in blocks
+                        ],
+                        "accept_commands": [
+                            cmd for c, _ in blocks for cmd in _accept_commands(snap, c, br.name)
+                        ],
+                    },
+                    why=CAUSES[self.cause].finding_why(self.id),
+                    fix=CAUSES[self.cause].finding_fix(self.id, bridge=br.name),
+                    cause=self.cause,
                 )
+            )
         return out
 
 
@@ -516,6 +570,224 @@ class ResolverUnreachable:
         return out
 
 
+DOCKER_EMBEDDED_DNS = "127.0.0.11"
+# resolv.conf options that keep glibc from sending A and AAAA from one
+# socket at once: a new socket for the second (single-request-reopen), one
+# query after the other (single-request), or TCP (use-vc).
+SERIAL_OPTIONS = ("single-request-reopen", "single-request", "use-vc")
+
+
+def _private_source(snap: HostSnapshot) -> str:
+    """An IPv4 address of this namespace from a private range, or ''."""
+    for a in snap.addresses:
+        try:
+            ip = ipaddress.IPv4Address(a.address)
+        except ValueError:
+            continue
+        if ip.is_private and not ip.is_loopback and not ip.is_link_local:
+            return a.address
+    return ""
+
+
+def _host_nat(snap: HostSnapshot) -> str:
+    """The origin of a NAT rule covering one of the host's routed bridge
+    subnets, when this host forwards; else ''."""
+    if snap.sysctl_int("net.ipv4.ip_forward") != 1:
+        return ""
+    egress = {r.ifname for r in snap.routes if r.is_default}
+    for br, net in _routed_bridges(snap):
+        nat = nat_covering(snap.firewall.nat_rules, net, br.name, egress)
+        if nat:
+            return nat[0].origin
+    return ""
+
+
+def nat_path(snap: HostSnapshot, view: ResolverView) -> str:
+    """Why the queries of ``view``'s namespace pass NAT on their way to a
+    nameserver ('' if we cannot tell): Docker's embedded resolver sits behind
+    a DNAT in the container; a namespace seen from the host reaches a
+    non-local server through the host's masquerade; a namespace read from
+    inside sends from a private address by its default route."""
+    if view.scope == "host" and snap.netns == "host":
+        return ""  # the host's own lookups are not translated
+    if DOCKER_EMBEDDED_DNS in view.nameservers:
+        return f"Docker's embedded resolver {DOCKER_EMBEDDED_DNS} is reached through a DNAT"
+    remote = [ns for ns in view.nameservers if not _is_loopback(ns)]
+    if not remote:
+        return ""
+    if view.scope != snap.netns:  # another namespace, seen from the host
+        own = {a.address for a in snap.addresses}
+        routed = [ns for ns in remote if ns not in own]
+        origin = _host_nat(snap)
+        if routed and origin:
+            return f"queries to {routed[0]} are routed by this host and masqueraded ({origin})"
+        return ""
+    gateways = [r for r in snap.routes if r.is_default and r.gateway and r.network.version == 4]
+    source = _private_source(snap)
+    if not gateways or not source:
+        return ""
+    connected = [a.network for a in snap.addresses]
+    for ns in remote:
+        try:
+            ip = ipaddress.ip_address(ns.split("%", maxsplit=1)[0])
+        except ValueError:
+            continue
+        if ip.version == 4 and not any(ip in net for net in connected):
+            return (
+                f"queries to {ns} leave by the default route via {gateways[0].gateway} from the "
+                f"private address {source}: translated on the way out"
+            )
+    return ""
+
+
+def fix_target(snap: HostSnapshot, view: ResolverView) -> str:
+    """The target ``netsleuth fix resolv-options`` takes for ``view``:
+    ``netns:NAME`` or ``container:NAME`` (``NETNS`` for the host's own
+    resolv.conf, which that command does not edit)."""
+    if view.scope == "host":
+        return "NETNS"
+    kind, _, name = view.scope.partition(" ")
+    if kind in ("netns", "container") and name:
+        return f"{kind}:{name}"
+    return f"netns:{view.scope}"
+
+
+# From 5.0 the kernel resolves the clash of two packets of one socket racing
+# to insert the same conntrack entry (nf_conntrack: resolve clash for matching
+# conntracks; nf_nat: skip nat clash resolution for same-origin entries).
+CLASH_RESOLVED = (5, 0)
+
+
+@dataclass(frozen=True)
+class ResolverParallelQueries:
+    """glibc sends the A and AAAA queries of one lookup at once from one
+    socket; through NAT the two packets race to insert one conntrack entry."""
+
+    id: str = "resolver-parallel-queries"
+    title: str = "A and AAAA queries leave one socket at once through NAT"
+    cause: str = "conntrack-race"
+
+    def check(self, snap: HostSnapshot) -> list[Finding]:
+        out = []
+        version = snap.kernel_version
+        old_kernel = version is not None and version < CLASH_RESOLVED
+        for view in snap.resolvers:
+            if set(view.options) & set(SERIAL_OPTIONS):
+                continue
+            path = nat_path(snap, view)
+            if not path:
+                continue
+            target = fix_target(snap, view)
+            out.append(
+                Finding(
+                    rule=self.id,
+                    severity=Severity.WARNING if old_kernel else Severity.INFO,
+                    subject=view.scope,
+                    title=self.title,
+                    evidence={
+                        "resolv.conf": view.path,
+                        "nameservers": list(view.nameservers),
+                        "options": list(view.options),
+                        "nat": path,
+                        "kernel": snap.kernel or "unknown",
+                        "kernel_resolves_the_clash": (
+                            "unknown" if version is None else ("no" if old_kernel else "yes")
+                        ),
+                    },
+                    why=CAUSES[self.cause].finding_why(self.id),
+                    fix=CAUSES[self.cause].finding_fix(self.id, target=target),
+                    cause=self.cause,
+                )
+            )
+        return out
+
+
+def _example_name(ndots: int) -> str:
+    """An ordinary external name with fewer than ``ndots`` dots."""
+    return "example.com" if ndots <= 2 else "www.example.com"
+
+
+@dataclass(frozen=True)
+class ResolverSearchAmplification:
+    """A name with fewer dots than ``ndots`` is tried with every search
+    domain before it is tried as given: with ``ndots:5`` and three search
+    domains an external lookup costs four names times A and AAAA, most of
+    them NXDOMAIN, which a rate-limited upstream counts."""
+
+    id: str = "resolver-search-amplification"
+    title: str = "ndots and the search list multiply every external lookup"
+    cause: str = "upstream-rate-limit"
+
+    def check(self, snap: HostSnapshot) -> list[Finding]:
+        out = []
+        for view in snap.resolvers:
+            ndots, domains = view.ndots, len(view.search)
+            if ndots < 2 or domains < 2:
+                continue
+            names = domains + 1
+            target = fix_target(snap, view)
+            out.append(
+                Finding(
+                    rule=self.id,
+                    severity=Severity.WARNING if ndots >= 3 and names >= 4 else Severity.INFO,
+                    subject=view.scope,
+                    title=self.title,
+                    evidence={
+                        "resolv.conf": view.path,
+                        "ndots": ndots,
+                        "search": list(view.search),
+                        "example": _example_name(ndots),
+                        "queries_per_lookup": f"{2 * names} (A and AAAA for {names} names) "
+                        "instead of 2",
+                    },
+                    why=CAUSES[self.cause].finding_why(self.id),
+                    fix=CAUSES[self.cause].finding_fix(self.id, target=target),
+                    cause=self.cause,
+                )
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class ResolverSocketDrops:
+    """The kernel counts, per UDP socket, the datagrams it dropped because
+    the socket's receive buffer was full; a DNS server socket with drops has
+    lost queries since it was opened."""
+
+    id: str = "resolver-socket-drops"
+    title: str = "A DNS server socket here has dropped queries (receive buffer full)"
+    cause: str = "resolver-overload"
+
+    def check(self, snap: HostSnapshot) -> list[Finding]:
+        out = []
+        for sock in snap.dns_sockets:
+            if sock.drops <= 0:
+                continue
+            where = f"[{sock.address}]" if ":" in sock.address else sock.address
+            evidence: dict[str, object] = {
+                "socket": f"udp {where}:{sock.port}",
+                "drops_since_opened": sock.drops,
+                "rx_queue_bytes_now": sock.rx_queue,
+            }
+            for key in ("net.core.rmem_default", "net.core.rmem_max"):
+                value = snap.sysctl_int(key)
+                if value is not None:
+                    evidence[key] = value
+            out.append(
+                Finding(
+                    rule=self.id,
+                    severity=Severity.WARNING,
+                    subject=_subject(snap, f"udp {where}:{sock.port}"),
+                    title=self.title,
+                    evidence=evidence,
+                    why=CAUSES[self.cause].finding_why(self.id),
+                    fix=CAUSES[self.cause].finding_fix(self.id),
+                    cause=self.cause,
+                )
+            )
+        return out
+
+
 @dataclass(frozen=True)
 class DockerBridgeUnpinned:
     id: str = "docker-bridge-unpinned"
@@ -582,7 +854,9 @@ class StrictRpFilter:
                         "asymmetry": reasons,
                     },
                     why=CAUSES[self.cause].finding_why(self.id),
-                    fix=CAUSES[self.cause].finding_fix(self.id, bridge=br.name),
+                    fix=CAUSES[self.cause].finding_fix(
+                        self.id, bridge=br.name, netns_flag=_netns_flag(snap)
+                    ),
                     cause=self.cause,
                 )
             )
@@ -712,12 +986,16 @@ RULES: tuple[Rule, ...] = (
     BridgeMacInherited(),
     ArpNotifyOff(),
     NatMissing(),
+    ForwardBlocked(),
     IpForwardOff(),
     ConntrackPressure(),
     NeighPressure(),
     MtuMismatch(),
     BrNetfilter(),
     ResolverUnreachable(),
+    ResolverParallelQueries(),
+    ResolverSearchAmplification(),
+    ResolverSocketDrops(),
     DockerBridgeUnpinned(),
     StrictRpFilter(),
     OverlappingSubnets(),

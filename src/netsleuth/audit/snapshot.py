@@ -9,6 +9,7 @@ tests build it by hand or from fixture trees. Rules never do I/O.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ __all__ = [
     "NeighStats",
     "ResolverView",
     "Route",
+    "UdpSocket",
 ]
 
 # /sys/class/net/IF/addr_assign_type values (include/uapi/linux/netdevice.h).
@@ -113,13 +115,23 @@ class NatRule:
 @dataclass(frozen=True, slots=True)
 class ForwardChain:
     """A base chain on the forward hook: its policy and the interfaces and
-    networks its accept/jump rules let through."""
+    networks its accept/jump rules let through, up to the first rule that
+    ends the chain for everything (rules reached by unconditional jumps
+    included). ``drops_all`` says that rule is an unconditional drop or
+    reject (firewalld ends its chains so), which blocks like a drop policy;
+    ``accepts_all`` that it is an unconditional accept."""
 
     origin: str
     policy: str
     accepts_ifnames: tuple[str, ...] = ()
     accepts_networks: tuple[str, ...] = ()
     accepts_all: bool = False
+    drops_all: bool = False
+
+    @property
+    def drops_by_default(self) -> bool:
+        """What nothing accepted before meets: a drop."""
+        return self.policy.lower() == "drop" or self.drops_all
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +158,9 @@ class ConntrackStats:
 
 @dataclass(frozen=True, slots=True)
 class NeighStats:
+    """The IPv4 neighbour table: ``entries`` is the whole table's (every
+    namespace shares it) where the kernel shows it, else this namespace's."""
+
     entries: int
     gc_thresh3: int
     table_fulls: int = 0
@@ -154,12 +169,41 @@ class NeighStats:
 @dataclass(frozen=True, slots=True)
 class ResolverView:
     """The resolv.conf a namespace (or container) uses, and which loopback
-    resolvers in it actually have a UDP socket bound on port 53."""
+    resolvers in it actually have a UDP socket bound on port 53.
+    ``options`` are the words of its ``options`` lines (``ndots:5``,
+    ``single-request-reopen``), ``search`` the domains of its last
+    ``search``/``domain`` line (glibc keeps only the last one)."""
 
     scope: str
     path: str
     nameservers: tuple[str, ...]
     loopback_listeners: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+    search: tuple[str, ...] = ()
+
+    @property
+    def ndots(self) -> int:
+        """glibc's ndots (default 1, capped at 15; the last option wins)."""
+        value = 1
+        for opt in self.options:
+            if opt.startswith("ndots:"):
+                try:
+                    value = min(max(int(opt.split(":", 1)[1]), 0), 15)
+                except ValueError:
+                    continue
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class UdpSocket:
+    """A UDP socket that serves DNS: its local address and port, the bytes
+    waiting in its receive queue, and the datagrams the kernel dropped for
+    it since it was opened (the ``drops`` column of /proc/net/udp)."""
+
+    address: str
+    port: int
+    rx_queue: int = 0
+    drops: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +234,8 @@ class HostSnapshot:
     docker: tuple[DockerdProcess, ...] = ()  # the dockerds running in this namespace
     link_policies: tuple[LinkPolicy, ...] = ()
     udev_running: bool = False
+    kernel: str = ""  # /proc/sys/kernel/osrelease, e.g. "6.1.0-18-amd64"; "" if unknown
+    dns_sockets: tuple[UdpSocket, ...] = ()  # UDP sockets on port 53 (or 127.0.0.11) here
     # netnsid (as this namespace numbers them) -> name, for veth peers.
     peer_namespaces: Mapping[int, str] = field(default_factory=dict)
 
@@ -237,6 +283,12 @@ class HostSnapshot:
             return int(value.split()[0])
         except (ValueError, IndexError):
             return None
+
+    @property
+    def kernel_version(self) -> tuple[int, int] | None:
+        """(major, minor) of :attr:`kernel`, None when unknown."""
+        m = re.match(r"(\d+)\.(\d+)", self.kernel)
+        return (int(m.group(1)), int(m.group(2))) if m else None
 
     def docker_bridges(self) -> dict[str, str]:
         """Bridge name → how a Docker daemon was told to use it."""

@@ -42,7 +42,7 @@ EXIT_FINDINGS = ExitStatus.FINDINGS
 EXIT_INTERRUPTED = ExitStatus.INTERRUPTED
 
 # Subcommand modules, in the order `--help` lists them.
-_COMMANDS = ["lab", "watch", "report", "doctor", "fix", "capture", "explain", "exporter"]
+_COMMANDS = ["lab", "watch", "report", "doctor", "fix", "capture", "explain", "drops", "exporter"]
 
 _DESCRIPTION = """\
 Find the root cause of sporadic connectivity failures of containers and

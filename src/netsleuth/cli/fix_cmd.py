@@ -1,5 +1,6 @@
 """`netsleuth fix`: pin a bridge MAC now and in the network configuration;
-set arp_notify, ip_forward and MTUs. Dry-run unless --apply."""
+set arp_notify, ip_forward, MTUs and rp_filter; add resolv.conf options;
+size the conntrack and neighbour tables. Dry-run unless --apply."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from netsleuth.cli._common import (
 
 if TYPE_CHECKING:
     from netsleuth.fix import BridgeFixPlan, BridgeFixResult, SysctlFix
+    from netsleuth.fix.resolv import ResolvPlan
+    from netsleuth.fix.sysctld import SysctlPlan
 
 __all__ = ["PERSIST_CHOICES", "add_parser"]
 
@@ -65,7 +68,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def add_parser(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser(
         "fix",
-        help="pin a bridge MAC now and persistently; arp_notify, ip_forward, MTU",
+        help="pin a bridge MAC now and persistently; arp_notify, ip_forward, MTU, rp_filter, "
+        "resolv.conf options, conntrack and neighbour table sizes",
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -124,6 +128,116 @@ def add_parser(sub: Any) -> None:
     m.add_argument("--mtu", type=positive_int, help="the MTU to set (default: smallest on path)")
     _common(m)
     m.set_defaults(handler=_mtu)
+
+    r = fsub.add_parser(
+        "rp-filter",
+        help="loose reverse-path filtering on an interface (rule rp-filter-strict-asymmetric)",
+        description="Set net.ipv4.conf.IFACE.rp_filter=2 (loose) where the interface filters "
+        "strictly (the larger of conf.all and conf.IFACE applies), and keep it in "
+        "/etc/sysctl.d/90-netsleuth-rp-filter.conf (host only: a namespace's settings last "
+        "as long as it does). IFACE 'all' sets conf.all to 2 when any interface is strict.",
+        epilog=_PLAN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    r.add_argument("iface", metavar="IFACE", help="interface name, or all")
+    _persist_options(r)
+    _common(r)
+    r.set_defaults(handler=_rp_filter)
+
+    o = fsub.add_parser(
+        "resolv-options",
+        help="add options single-request-reopen to a namespace's resolv.conf "
+        "(rule resolver-parallel-queries)",
+        description="Add `options single-request-reopen` to /etc/netns/NAME/resolv.conf (what "
+        "`ip netns exec` binds over /etc/resolv.conf) so glibc stops sending A and AAAA from "
+        "one socket at once through NAT. The file is backed up and rewritten in place; a "
+        "second run changes nothing. For container:NAME the daemon.json dns-opts to set are "
+        "printed instead (Docker writes containers' resolv.conf itself).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    o.add_argument("netns_target", metavar="NETNS", help="NAME or netns:NAME, or container:NAME")
+    o.add_argument(
+        "--ndots",
+        type=_ndots,
+        metavar="N",
+        help="also set options ndots:N (fewer searched names per lookup; rule "
+        "resolver-search-amplification). Short names then need N dots to skip the search list",
+    )
+    o.add_argument(
+        "--copy-host",
+        action="store_true",
+        help="a namespace without its own resolv.conf gets a copy of the host's with the option",
+    )
+    o.add_argument("--apply", action="store_true", help="make the change (default: dry run)")
+    add_json_option(o, help="print the plan/result as JSON")
+    o.add_argument("--etc-root", type=Path, help=argparse.SUPPRESS)
+    o.set_defaults(handler=_resolv_options)
+
+    c = fsub.add_parser(
+        "conntrack-max",
+        help="size nf_conntrack_max from the current usage (rule conntrack-pressure)",
+        description="Plan net.netfilter.nf_conntrack_max (and the hash size) from the fullest "
+        "namespace's entry count: the peak at a quarter of the new limit, a power of two, "
+        "never lower than now; nothing while the peak is below half the limit. Machine-wide: "
+        "acts on the host only. Kept in /etc/sysctl.d/90-netsleuth-conntrack-max.conf.",
+        epilog=_PLAN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    c.add_argument("--max", type=positive_int, metavar="N", help="set this limit instead")
+    _machine_options(c)
+    c.set_defaults(handler=_conntrack_max)
+
+    n = fsub.add_parser(
+        "neigh-thresh",
+        help="size the neighbour table's gc_thresh1/2/3 from its entries (rule "
+        "neigh-table-pressure)",
+        description="Plan net.ipv4.neigh.default.gc_thresh3 from the entries of the IPv4 "
+        "neighbour table (one for all namespaces): the entries at a quarter of it, a power of "
+        "two, never lower than now (at least doubled if the table ever overflowed); "
+        "gc_thresh2 = half, gc_thresh1 = an eighth. Machine-wide: acts on the host only. "
+        "Kept in /etc/sysctl.d/90-netsleuth-neigh-thresh.conf.",
+        epilog=_PLAN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    n.add_argument("--thresh3", type=positive_int, metavar="N", help="set this gc_thresh3 instead")
+    _machine_options(n)
+    n.set_defaults(handler=_neigh_thresh)
+
+
+_PLAN_EPILOG = """\
+Without --apply the plan is printed with the unified diff of the sysctl.d file.
+--apply sets the kernel values, then writes the file (a backup first if it
+existed); values already right are not touched, so a second run changes
+nothing. --persist-only writes only the file (applied at the next boot or
+`sysctl --system`); --no-persist changes only the running kernel. A file read
+after ours at boot that sets the same key is named in the plan: it would win.
+"""
+
+
+def _ndots(text: str) -> int:
+    value = positive_int(text) if text != "0" else 0
+    if value > 15:
+        raise argparse.ArgumentTypeError("ndots is at most 15")
+    return value
+
+
+def _persist_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--persist-only",
+        action="store_true",
+        help="only write the sysctl.d file; leave the running kernel as it is",
+    )
+    group.add_argument(
+        "--no-persist", action="store_true", help="only change the running kernel; no file"
+    )
+    p.add_argument("--etc-root", type=Path, help=argparse.SUPPRESS)
+
+
+def _machine_options(p: argparse.ArgumentParser) -> None:
+    _persist_options(p)
+    p.add_argument("--apply", action="store_true", help="make the change (default: dry run)")
+    add_json_option(p, help="print the plan/result as JSON")
 
 
 def _bridge(args: argparse.Namespace) -> ExitStatus:
@@ -189,7 +303,7 @@ def _print_bridge(plan: BridgeFixPlan, result: BridgeFixResult | None, *, applyi
         if not result.changed:
             console.print("Nothing to change: already fixed.")
         for line in result.changed:
-            console.print(f"  changed: {line}", highlight=False)
+            console.print(f"  changed: {line}", highlight=False, markup=False)
 
 
 def _sysctl(args: argparse.Namespace, fix: SysctlFix) -> ExitStatus:
@@ -245,3 +359,142 @@ def _mtu(args: argparse.Namespace) -> ExitStatus:
         if not args.apply:
             print("(dry run; add --apply). Persist: 'mtu N' in ifupdown, MTUBytes= in networkd.")
     return ExitStatus.OK
+
+
+def _print_diff(console: Console, text: str) -> None:
+    """A unified diff: coloured on a terminal, verbatim otherwise (a file's
+    lines must not be wrapped or cut)."""
+    if console.is_terminal:
+        console.print(Syntax(text, "diff", theme="ansi_dark", background_color="default"))
+    else:
+        sys.stdout.write(text)
+
+
+def _sysctl_plan(args: argparse.Namespace, plan: SysctlPlan, netns: str | None) -> ExitStatus:
+    """Print or carry out a sysctl plan (rp-filter, conntrack-max, neigh-thresh)."""
+    from netsleuth.fix.sysctld import apply_sysctl_plan
+
+    result = apply_sysctl_plan(plan, netns) if args.apply else None
+    if args.json:
+        doc = plan.to_json() | {
+            "applied": result is not None,
+            "changed": list(result.changed) if result else [],
+            "backups": [str(p) for p in result.backups] if result else [],
+        }
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return ExitStatus.OK
+    console = Console()
+    if not plan.changes_anything:
+        console.print(f"[bold]{plan.what}[/bold]: nothing to change.")
+    else:
+        verb = "Done" if result is not None else "Plan (dry run; add --apply to do it)"
+        console.print(f"[bold]{verb}[/bold] for {plan.what}:")
+    for step in plan.steps():
+        console.print(f"  - {step}", highlight=False, soft_wrap=True, markup=False)
+    for note in plan.notes:
+        console.print(f"  note: {note}", highlight=False, soft_wrap=True, markup=False)
+    if plan.edit is not None and plan.edit.changed and result is None:
+        _print_diff(console, plan.edit.diff())
+    for line in result.changed if result else ():
+        console.print(f"  changed: {line}", highlight=False, markup=False)
+    return ExitStatus.OK
+
+
+def _rp_filter(args: argparse.Namespace) -> ExitStatus:
+    from netsleuth.fix import etc_root
+    from netsleuth.fix.rpfilter import read_rp_filter_plan
+
+    if args.apply or args.netns:
+        require_root("changing sysctls" if args.apply else "reading another namespace")
+    plan = read_rp_filter_plan(
+        args.iface,
+        args.netns,
+        etc_root=etc_root(args.etc_root),
+        persist=not args.no_persist,
+        runtime=not args.persist_only,
+    )
+    return _sysctl_plan(args, plan, args.netns)
+
+
+def _conntrack_max(args: argparse.Namespace) -> ExitStatus:
+    from netsleuth.fix import etc_root
+    from netsleuth.fix.tables import read_conntrack_plan
+
+    if args.apply:
+        require_root("changing nf_conntrack_max")
+    plan = read_conntrack_plan(
+        args.max,
+        etc_root=etc_root(args.etc_root),
+        persist=not args.no_persist,
+        runtime=not args.persist_only,
+    )
+    return _sysctl_plan(args, plan, None)
+
+
+def _neigh_thresh(args: argparse.Namespace) -> ExitStatus:
+    from netsleuth.fix import etc_root
+    from netsleuth.fix.tables import read_neigh_plan
+
+    if args.apply:
+        require_root("changing gc_thresh1/2/3")
+    plan = read_neigh_plan(
+        args.thresh3,
+        etc_root=etc_root(args.etc_root),
+        persist=not args.no_persist,
+        runtime=not args.persist_only,
+    )
+    return _sysctl_plan(args, plan, None)
+
+
+def _resolv_options(args: argparse.Namespace) -> ExitStatus:
+    from netsleuth.fix import etc_root
+    from netsleuth.fix.configs import EditRefused
+    from netsleuth.fix.resolv import apply_resolv_plan, read_resolv_plan
+
+    container = args.netns_target.startswith("container:")
+    if args.apply and not container:
+        require_root("writing /etc/netns/NAME/resolv.conf")
+    plan = read_resolv_plan(
+        args.netns_target, etc_root=etc_root(args.etc_root), ndots=args.ndots,
+        copy_host=args.copy_host,
+    )  # fmt: skip
+    changed: list[str] = []
+    backups: list[Path] = []
+    applying = args.apply and not container and not plan.refusal
+    if applying:
+        changed, backups = apply_resolv_plan(plan)
+    if args.json:
+        doc = plan.to_json() | {
+            "applied": applying,
+            "changed": changed,
+            "backups": [str(p) for p in backups],
+        }
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_resolv(plan, changed, applying)
+    if plan.refusal:
+        raise EditRefused(plan.refusal)
+    if args.apply and container:
+        apply_resolv_plan(plan)  # refuses with the one-line instruction
+    return ExitStatus.OK
+
+
+def _print_resolv(plan: ResolvPlan, changed: list[str], applied: bool) -> None:
+    console = Console()
+    if plan.target.kind == "netns" and not plan.refusal:
+        head = (
+            "nothing to change"
+            if not plan.changes_anything
+            else ("Done" if applied else "Plan (dry run; add --apply to do it)")
+        )
+        console.print(f"[bold]resolv-options {plan.target.label}[/bold]: {head}")
+    for step in plan.steps():
+        console.print(f"  - {step}", highlight=False, soft_wrap=True, markup=False)
+    for note in plan.notes:
+        console.print(f"  note: {note}", highlight=False, soft_wrap=True, markup=False)
+    if plan.edit is not None and plan.edit.changed and not applied:
+        _print_diff(console, plan.edit.diff())
+    for line in changed:
+        console.print(f"  changed: {line}", highlight=False, markup=False)

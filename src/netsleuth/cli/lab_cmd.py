@@ -85,9 +85,10 @@ def _case_options(p: argparse.ArgumentParser, *, single: bool) -> None:
     p.add_argument(
         "--churn-mac",
         choices=["random", "low"],
-        default="random",
+        default=None,
         help="churn port MACs: random like the kernel's (default), or a new MAC "
-        "lower than every other each cycle, which moves the bridge MAC every time",
+        "lower than every other each cycle, which moves the bridge MAC every time "
+        "(default with --fault bridge-mac-flap)",
     )
     p.add_argument(
         "--t-in",
@@ -170,9 +171,10 @@ def add_parser(sub: Any) -> None:
 
     cmp_ = lab_sub.add_parser(
         "compare",
-        help="unpinned vs pinned (vs arp_notify), side by side",
+        help="unpinned vs pinned (vs arp_notify), or a fault without and with its fix",
         description="Run the unpinned and the pinned case (and "
-        "arp_notify) with identical churn and duration.",
+        "arp_notify) with identical churn and duration; with --fault ID (a fault "
+        "the lab can fix), the fault as it is and with its fix applied.",
     )
     _case_options(cmp_, single=False)
     cmp_.set_defaults(handler=_compare)
@@ -245,6 +247,9 @@ def _cases(args: argparse.Namespace, title: str, run: Callable[..., list[Any]]) 
     check_requirements()
     with LabProgress(_progress_console()) as progress:
         results = run(progress.update)
+    for r in results:
+        if r.note:  # a replay says so (on stderr beside --json)
+            Console(stderr=bool(args.json)).print(r.note, highlight=False, markup=False)
     if args.json:
         print(json.dumps({"cases": [r.to_json() for r in results]}, indent=2))
         return ExitStatus.OK

@@ -35,6 +35,8 @@ Targets (repeat --target; `host` is the natural control group):
 Probes (repeat --probe; each runs on a fixed schedule at --rate, jittered):
   dns:SERVER/NAME[/TYPE]  one query to one server (dns:NAME uses every
                           nameserver of the target's own resolv.conf)
+  dns:.../edns=SIZE       the same offering an EDNS0 buffer of SIZE bytes, for
+                          large answers (beside a small query: an MTU black hole)
   resolve:NAME            the target's system resolver (getaddrinfo)
   tcp:HOST:PORT           a TCP connect
   icmp:HOST               an ICMP echo
@@ -99,6 +101,13 @@ def add_parser(sub: Any) -> None:
         "table, UDP buffers, rp_filter, link drops) every S seconds and record what "
         "rose (default 1; 0: off)",
     )
+    p.add_argument(
+        "--no-drops",
+        dest="drops",
+        action="store_false",
+        help="do not record kernel drop reasons (skb:kfree_skb via bpftrace or ftrace; "
+        "recorded by default where the kernel allows)",
+    )
     p.add_argument("--quiet", action="store_true", help="no live view")
     add_json_option(p, help="print a JSON summary at the end")
     p.set_defaults(handler=_watch)
@@ -122,6 +131,7 @@ def _watch(args: argparse.Namespace) -> ExitStatus:
         host_netns=args.host_netns,
         control=args.control,
         counters=args.counters,
+        drops=args.drops,
         args={k: v for k, v in vars(args).items() if k != "handler"},
     )
     observers: list[Any] = []
@@ -178,6 +188,8 @@ def _watch(args: argparse.Namespace) -> ExitStatus:
         )
     elif args.quiet or not err.is_terminal:
         Console().print(stats_table(summary.stats, summary.seconds))
+    if args.drops and engine.drops_status:
+        err.print(engine.drops_status, highlight=False, markup=False)
     for risk, n in sorted(summary.stats.risks_seen.items()):
         err.print(f"at risk ({n}x during the run): {risk}", highlight=False, markup=False)
     Console(stderr=True, soft_wrap=True).print(

@@ -20,7 +20,10 @@ mechanism predicts, each with what was seen (:class:`~netsleuth.model.StateChang
 - ``gateway-unresolved``: the entry is INCOMPLETE or FAILED;
 - ``path-link-down``: the veth, its peer or the bridge is down or gone, or the
   peer left the bridge;
-- ``route-missing``: the default route or the veth's address is gone;
+- ``route-missing``: the default route or the veth's address is gone, or the
+  host namespace lost its own way out (:func:`egress_state`: a default route
+  it had, or, without one, the address of an uplink), which cuts off every
+  target behind it and the host's own traffic alike;
 - ``nat-missing`` / ``forward-blocked``: the firewall no longer translates
   the subnet (when it did before) / a forward chain drops it;
 - ``gateway-at-risk`` (a warning, not a failure): the gateway MAC is borrowed
@@ -43,11 +46,13 @@ from netsleuth.events.state import LinkInfo, NamespaceState
 from netsleuth.model import EventKind, NetEvent, StateChange, StateKind
 
 __all__ = [
+    "EgressSeen",
     "FirewallView",
     "Risk",
     "StateTracker",
     "TargetPath",
     "at_risk",
+    "egress_state",
     "path_states",
 ]
 
@@ -181,6 +186,47 @@ def _gateway_state(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class EgressSeen:
+    """What the host namespace's way out was earlier in the watch: whether it
+    had a default route, and which of its uplinks had an IPv4 address. Only
+    the loss of what was there is a state (a host that never had a default
+    route reaches its upstream by connected routes alone)."""
+
+    default: bool = False
+    addressed: frozenset[str] = frozenset()
+
+    def update(self, host: NamespaceState, egress: Collection[str]) -> EgressSeen:
+        addressed = {name for name in egress if _has_address(host, name)}
+        default = self.default or bool(host.gateway)
+        if default == self.default and addressed <= self.addressed:
+            return self
+        return EgressSeen(default, self.addressed | addressed)
+
+
+def _has_address(host: NamespaceState, name: str) -> bool:
+    link = _by_name(host, name)
+    return link is not None and link.index in host.addrs.values()
+
+
+def egress_state(host: NamespaceState, seen: EgressSeen) -> StateChange | None:
+    """``route-missing`` of the host namespace itself: the default route it
+    had is gone, or (when it never had one) an uplink that had an address has
+    none now — a DHCP lease lost, a network manager reconfiguring it. Nothing
+    leaves then, whoever sends. An uplink that is gone altogether is a link
+    event, not this state."""
+    if seen.default:
+        if not host.gateway:
+            return StateChange(StateKind.ROUTE_MISSING, "", note="the host has no default route")
+        return None
+    for name in sorted(seen.addressed):
+        if _by_name(host, name) is not None and not _has_address(host, name):
+            return StateChange(
+                StateKind.ROUTE_MISSING, "", link=name, note="the host's uplink lost its address"
+            )
+    return None
+
+
 def path_states(
     path: TargetPath,
     host: NamespaceState,
@@ -189,14 +235,16 @@ def path_states(
     pinned: bool | None = None,
     firewall: FirewallView | None = None,
     nat_seen: bool = False,
+    egress: StateChange | None = None,
 ) -> dict[StateKind, StateChange]:
     """The states ``path`` is in now. ``pinned``: is the bridge's MAC set;
     ``nat_seen``: did a NAT rule cover the subnet earlier in the watch (only
-    then is its absence a state)."""
+    then is its absence a state); ``egress``: the host namespace's own
+    :func:`egress_state` (every path leaves through it)."""
     out: dict[StateKind, StateChange] = {}
     for change in (
         _link_state(path, host, inside),
-        _route_state(path, inside),
+        _route_state(path, inside) or egress,
         _gateway_state(path, host, inside, pinned),
     ):
         if change is not None:

@@ -10,7 +10,11 @@ then changes the kernel through netlink (:func:`pin_bridge_mac`) and writes
 each changed file atomically after a backup; :func:`read_bridge_fix` does the
 reading and planning in one call. The smaller fixes follow the same shape:
 :mod:`.sysctl` (arp_notify, ip_forward) and :mod:`.mtu` (one MTU on a bridge
-and its ports). Every step is idempotent.
+and its ports); sysctl plans that persist in a sysctl.d file
+(:mod:`.sysctld`) for :mod:`.rpfilter` (loose rp_filter) and :mod:`.tables`
+(nf_conntrack_max, gc_thresh1/2/3 sized from the usage); :mod:`.resolv`
+(``options single-request-reopen`` in /etc/netns/NAME/resolv.conf). Every
+step is idempotent.
 """
 
 from netsleuth.fix.apply import pin_bridge_mac, set_link_mtu, set_sysctl

@@ -56,7 +56,9 @@ class LabOptions:
     engine: Literal["veth", "docker"] = "veth"
     churn: Literal["veth", "none"] | None = None
     """None: the churn runs when the fault is the flap itself (or no fault)."""
-    churn_mac: Literal["random", "low"] = "random"
+    churn_mac: Literal["random", "low"] | None = None
+    """None: a new lower MAC each cycle with ``--fault bridge-mac-flap`` on veth
+    (each cycle an outage), else random like the kernel's."""
     containers: int = 1
     duration: float = 30.0
     rate: float = 20.0
@@ -86,7 +88,7 @@ class LabOptions:
             raise InvalidArgument("--t-in must be > 0 and --t-out >= 0")
         if not 0 < self.loss_percent <= 100:
             raise InvalidArgument(f"--loss {self.loss_percent}: use 1 to 100 (%)")
-        if self.engine == "docker" and self.churn_mac != "random":
+        if self.engine == "docker" and self.churn_mac == "low":
             raise InvalidArgument(
                 "--churn-mac low needs --engine veth: Docker picks its containers' MACs itself"
             )
@@ -99,6 +101,14 @@ class LabOptions:
         return fault_spec(self.fault)
 
     @property
+    def churn_mac_kind(self) -> Literal["random", "low"]:
+        if self.churn_mac is not None:
+            return self.churn_mac
+        spec = self.fault_spec
+        flap = spec is not None and spec.churn
+        return "low" if flap and self.engine == "veth" else "random"
+
+    @property
     def churn_kind(self) -> Literal["veth", "none"]:
         if self.churn is not None:
             return self.churn
@@ -106,7 +116,12 @@ class LabOptions:
         return "veth" if spec is None or spec.churn else "none"
 
     @property
-    def case_name(self) -> CaseName:
+    def case_name(self) -> str:
+        """unpinned / pinned / arp_notify for the flap; the fault's id (and
+        ``fixed``) for any other fault."""
+        spec = self.fault_spec
+        if spec is not None and not spec.churn:
+            return f"{spec.id} fixed" if self.fixed else spec.id
         if self.pin_mac:
             return "pinned"
         return "arp_notify" if self.arp_notify else "unpinned"
@@ -193,7 +208,7 @@ def _disturbances(
         churn = stack.enter_context(
             Churn(
                 topo,
-                mac=opts.churn_mac,
+                mac=opts.churn_mac_kind,
                 t_in=opts.t_in,
                 t_out=opts.t_out,
                 duration=opts.duration,
@@ -251,7 +266,7 @@ def watch_phase(
                 "lab": name,
                 "engine": session.engine,
                 "churn": opts.churn_kind,
-                "churn_mac": opts.churn_mac,
+                "churn_mac": opts.churn_mac_kind,
                 "fault": spec.id if (spec := opts.fault_spec) else "none",
                 "fixed": opts.fixed,
                 "seed": seed,
@@ -303,8 +318,20 @@ def run_case(opts: LabOptions, progress: Progress | None = None) -> CaseResult:
 def compare(
     opts: LabOptions, *, with_arp_notify: bool = False, progress: Progress | None = None
 ) -> list[CaseResult]:
-    """The unpinned and pinned cases (and arp_notify), same churn, same seed."""
+    """The unpinned and pinned cases (and arp_notify), same churn, same seed;
+    for another fault, the fault as it is and with its fix applied."""
     seed = opts.seed if opts.seed is not None else random.randrange(1 << 30)
+    spec = opts.fault_spec
+    if spec is not None and not spec.churn:
+        if not spec.fixable:
+            raise InvalidArgument(
+                f"--fault {spec.id} has no fix the lab can apply, so there is nothing to "
+                f"compare; run `netsleuth lab run --fault {spec.id}`"
+            )
+        return [
+            run_case(replace(opts, fixed=fixed, seed=seed, run_id=None), progress)
+            for fixed in (False, True)
+        ]
     cases: list[CaseName] = ["unpinned", "pinned"]
     if with_arp_notify:
         cases.append("arp_notify")

@@ -44,6 +44,10 @@ class CaseResult:
     run_id: int = 0  # the watch run in the store
     lab_id: str = ""  # the lab's run id (its namespaces are nsl-<lab_id>-*)
     extra: dict[str, Any] = field(default_factory=dict)
+    recorded: str = ""
+    """Why the case was replayed from a recorded scenario (empty: built live)."""
+    note: str = ""
+    """What a replayed case says about itself (empty for a live one)."""
 
     @property
     def failure_rate(self) -> float:

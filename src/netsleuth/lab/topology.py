@@ -68,6 +68,10 @@ DNS_ZONE = "lab.test"
 DNS_NAME = "www.lab.test"
 DNS_ANSWER = "198.18.255.80"
 NX_ZONE = "nx.test"
+BIG_NAME = "big.lab.test"
+"""A TXT record of about 1100 bytes: with EDNS its answer is one large UDP
+datagram (dnsmasq caps answers at 1232 bytes), without it a truncated one."""
+BIG_TXT = tuple(f"netsleuth-{i}-" + "x" * 205 for i in range(5))
 PINNED_MAC = "02:4e:53:4c:00:01"  # locally administered, what `fix` would also choose for a lab
 NFT_TABLE = "netsleuth_lab"
 
@@ -395,6 +399,7 @@ def _start_dnsmasq(topo: LabTopology) -> subprocess.Popen[bytes]:
         f"--listen-address={topo.dns_server}",
         f"--address=/{DNS_ZONE}/{DNS_ANSWER}",
         f"--address=/{NX_ZONE}/",  # every name under it is NXDOMAIN
+        f"--txt-record={BIG_NAME},{','.join(BIG_TXT)}",  # asked only by --fault mtu-blackhole
         "--pid-file",
         "--user=root",
         "--cache-size=0",

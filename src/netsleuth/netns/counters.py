@@ -20,6 +20,7 @@ CPUs), ``ct.count``/``ct.max`` (gauges), ``arp.table_fulls``, ...,
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 from collections.abc import Iterable
@@ -33,6 +34,7 @@ __all__ = [
     "CT_COUNTERS",
     "GAUGES",
     "LINK_COUNTERS",
+    "LOAD_COUNTERS",
     "SNMP_COUNTERS",
     "CounterReader",
     "parse_snmp",
@@ -48,7 +50,7 @@ ARP_COUNTERS = ("table_fulls", "unresolved_discards", "forced_gc_runs", "res_fai
 
 SNMP_COUNTERS = (
     "snmp.Ip.OutNoRoutes",
-    "snmp.Ip.InNoRoutes",
+    "netstat.IpExt.InNoRoutes",
     "snmp.Ip.InAddrErrors",
     "snmp.Ip.InDiscards",
     "snmp.Ip.OutDiscards",
@@ -107,16 +109,24 @@ def parse_stat_table(text: str, keep: Iterable[str], prefix: str) -> dict[str, i
 
 def parse_snmp(text: str, file: str, keep: frozenset[str]) -> dict[str, int]:
     """``/proc/net/snmp``-style pairs of lines (names, then values) -> the
-    ``FILE.Group.Field`` values in ``keep``."""
+    ``FILE.Group.Field`` values in ``keep``. Only the few kept fields are
+    looked up (``netstat``'s TcpExt line has over a hundred)."""
     out: dict[str, int] = {}
     lines = text.split("\n")
     for names, values in zip(lines[::2], lines[1::2], strict=False):
         group, _, fields = names.partition(":")
-        _, _, nums = values.partition(":")
-        for name, value in zip(fields.split(), nums.split(), strict=False):
-            key = f"{file}.{group}.{name}"
-            if key in keep:
-                out[key] = int(value)
+        prefix = f"{file}.{group}."
+        wanted = [key for key in keep if key.startswith(prefix)]
+        if not wanted:
+            continue
+        cells, nums = fields.split(), values.partition(":")[2].split()
+        for key in wanted:
+            try:
+                i = cells.index(key[len(prefix) :])
+            except ValueError:
+                continue
+            if i < len(nums):
+                out[key] = int(nums[i])
     return out
 
 
@@ -141,18 +151,30 @@ def _open(path: str, files: _Files) -> int | None:
     return fd
 
 
+_CHUNK = 65536
+
+
 def _pread(fd: int | None) -> str:
     if fd is None:
         return ""
     chunks = []
     offset = 0
     for _ in range(64):  # bounded: these files are a few KiB
-        chunk = os.pread(fd, 65536, offset)
-        if not chunk:
-            break
+        chunk = os.pread(fd, _CHUNK, offset)
         chunks.append(chunk)
         offset += len(chunk)
+        if len(chunk) < _CHUNK:  # the end: asking again would have the kernel
+            break  # format the whole file a second time for nothing
     return b"".join(chunks).decode(errors="replace")
+
+
+def _identity(ns: Namespace) -> tuple[int, int] | None:
+    """(device, inode) of the namespace ``ns.path`` leads to (None: ours);
+    FileNotFoundError once it was deleted."""
+    if ns.path is None:
+        return None
+    st = os.stat(ns.path)
+    return st.st_dev, st.st_ino
 
 
 class CounterReader:
@@ -162,6 +184,7 @@ class CounterReader:
     def __init__(self, ns: Namespace, load_links: Iterable[str] = ()) -> None:
         self.namespace = ns
         self.load_links = frozenset(load_links)
+        self._identity = _identity(ns)
         self._files = ns.run(self._open_all)
         self._keep = frozenset(SNMP_COUNTERS)
 
@@ -179,7 +202,14 @@ class CounterReader:
         return files
 
     def read(self) -> dict[str, int]:
-        """Every counter now (raises OSError when the namespace went away)."""
+        """Every counter now (raises OSError when the namespace went away).
+
+        The open files and the socket hold the namespace: deleting it
+        (``ip netns del``, the last process gone) does not end it while they
+        are open, so reading them would go on. Whether its path still leads
+        to the namespace they were opened in is checked first (one ``stat``)."""
+        if self._identity is not None and _identity(self.namespace) != self._identity:
+            raise OSError(errno.ESTALE, f"namespace {self.namespace.label} was re-created")
         f = self._files
         out: dict[str, int] = {}
         out.update(parse_snmp(_pread(f.snmp), "snmp", self._keep))

@@ -2,6 +2,10 @@
 
 - ``dns:SERVER/NAME[/TYPE]``  one query to one server (dnspython builds it)
 - ``dns:NAME[/TYPE]``         the same to each nameserver of the target's resolv.conf
+- ``.../edns=SIZE``           either of them with EDNS0 offering a SIZE-byte UDP
+                              buffer (512-65535; without it answers stop at 512
+                              bytes, truncated): large answers, e.g. to find an
+                              MTU black hole
 - ``resolve:NAME``            the target's system resolver (getaddrinfo)
 - ``tcp:HOST:PORT``           a TCP connect
 - ``icmp:HOST``               an ICMP echo
@@ -22,8 +26,11 @@ __all__ = ["ProbeKind", "ProbeSpec", "expand_dns_servers", "parse_probe", "parse
 
 ProbeKind = Literal["dns", "resolve", "tcp", "icmp"]
 
+EDNS_MIN, EDNS_MAX = 512, 65535
+
 _EXAMPLES = (
-    "dns:198.18.255.2/www.lab.test/A, dns:example.org, resolve:example.org, "
+    "dns:198.18.255.2/www.lab.test/A, dns:example.org, dns:example.org/TXT/edns=4096, "
+    "resolve:example.org, "
     "tcp:198.18.255.2:53, icmp:198.18.0.1"
 )
 
@@ -35,16 +42,20 @@ class ProbeSpec:
     server: str = ""
     rdtype: str = "A"
     port: int = 0
+    edns: int = 0
+    """DNS: the EDNS0 UDP buffer size offered (0: a plain query, no EDNS)."""
 
     @property
     def text(self) -> str:
-        """Canonical spec text, as stored (one series per probe and server)."""
+        """Canonical spec text, as stored (one series per probe and server);
+        ``/edns=SIZE`` only when set, so older texts are unchanged."""
         if self.kind == "dns":
-            return (
+            base = (
                 f"dns:{self.server}/{self.name}/{self.rdtype}"
                 if self.server
                 else (f"dns:{self.name}/{self.rdtype}")
             )
+            return f"{base}/edns={self.edns}" if self.edns else base
         if self.kind == "resolve":
             return f"resolve:{self.name}"
         if self.kind == "tcp":
@@ -72,8 +83,11 @@ def parse_probe(text: str) -> ProbeSpec:
         server = ""
         if len(parts) >= 2 and _looks_like_ip(parts[0]):
             server = _ip(text, parts.pop(0))
+        edns = 0
+        if len(parts) >= 2 and parts[-1].startswith("edns="):
+            edns = _edns(text, parts.pop().removeprefix("edns="))
         if not parts or len(parts) > 2 or not parts[0]:
-            raise _bad(text, "expected dns:[SERVER/]NAME[/TYPE]")
+            raise _bad(text, "expected dns:[SERVER/]NAME[/TYPE][/edns=SIZE]")
         name = parts[0]
         try:
             dns.name.from_text(name)
@@ -84,7 +98,7 @@ def parse_probe(text: str) -> ProbeSpec:
             dns.rdatatype.from_text(rdtype)
         except dns.exception.DNSException:
             raise _bad(text, f"unknown record type {rdtype!r}") from None
-        return ProbeSpec("dns", name=name, server=server, rdtype=rdtype)
+        return ProbeSpec("dns", name=name, server=server, rdtype=rdtype, edns=edns)
     if kind == "resolve":
         return ProbeSpec("resolve", name=rest)
     if kind == "tcp":
@@ -95,6 +109,12 @@ def parse_probe(text: str) -> ProbeSpec:
     if kind == "icmp":
         return ProbeSpec("icmp", server=_ip(text, rest))
     raise _bad(text, f"unknown probe kind {kind!r}")
+
+
+def _edns(text: str, value: str) -> int:
+    if not value.isdigit() or not EDNS_MIN <= int(value) <= EDNS_MAX:
+        raise _bad(text, f"edns={value}: give the UDP buffer size, {EDNS_MIN} to {EDNS_MAX}")
+    return int(value)
 
 
 def _looks_like_ip(value: str) -> bool:

@@ -77,7 +77,7 @@ def _errno_outcome(exc: OSError) -> Outcome:
 class _Probe:
     """One expanded probe: its spec, schedule and per-kind send logic."""
 
-    __slots__ = ("address", "index", "kind", "schedule", "sent", "spec", "tail")
+    __slots__ = ("address", "bufsize", "index", "kind", "schedule", "sent", "spec", "tail")
 
     def __init__(self, index: int, spec: ProbeSpec, schedule: Schedule) -> None:
         self.index = index
@@ -87,8 +87,13 @@ class _Probe:
         self.sent = 0
         self.address = (spec.server, spec.port or 53)
         self.tail = b""  # the query after its 2-byte id
+        self.bufsize = max(4096, spec.edns)  # an answer fits whole (UDP truncates the rest)
         if spec.kind == "dns":
-            query = dns.message.make_query(spec.name, dns.rdatatype.from_text(spec.rdtype))
+            rdtype = dns.rdatatype.from_text(spec.rdtype)
+            if spec.edns:
+                query = dns.message.make_query(spec.name, rdtype, use_edns=0, payload=spec.edns)
+            else:
+                query = dns.message.make_query(spec.name, rdtype)
             self.tail = query.to_wire()[2:]
 
 
@@ -234,7 +239,7 @@ class _Loop:
         kind = probe.kind
         try:
             if kind == "dns":
-                data = sock.recv(4096)
+                data = sock.recv(probe.bufsize)
                 if len(data) < 12 or (data[0] << 8 | data[1]) != token:
                     return  # not ours; keep waiting for the real answer
                 outcome, answer = self._dns_answer(data)
@@ -286,8 +291,9 @@ class _Loop:
             _, fd, sock = deadlines.popleft()
             entry = self.inflight.get(fd)
             if entry is not None and entry[0] is sock:
+                source = _source(sock) if entry[1].kind in ("dns", "tcp") else ""
                 self._close(fd, sock)
-                self.record(entry[1], entry[3], _TIMEOUT, None, "")
+                self.record(entry[1], entry[3], _TIMEOUT, None, source)
 
     def flush(self) -> None:
         while self.resolved:
@@ -367,6 +373,18 @@ class _Loop:
         return bool(self.resolved) or (
             self.resolver is not None and self.resolver._work_queue.qsize() > 0
         )
+
+
+def _source(sock: socket.socket) -> str:
+    """``from ADDR:PORT``: the source of an unanswered query or connect, the
+    first half of its 5-tuple (a kernel drop of it names the same; see
+    :mod:`netsleuth.drops.link`). Read only when it timed out: no cost for
+    the attempts that are answered."""
+    try:
+        addr, port = sock.getsockname()[:2]
+    except OSError:
+        return ""
+    return f"from {addr}:{port}"
 
 
 def _die_with_parent() -> None:

@@ -139,6 +139,7 @@ def _episode(d: EpisodeDetail) -> dict[str, Any]:
         "attempts": e.attempts,
         "gateway_stale": d.gateway_stale,
         "before": [{"ms_before": ms, "event": label} for ms, label in d.before],
+        "drops": [dc.to_json() for dc in d.drops],
     }
 
 

@@ -77,7 +77,9 @@ def render_terminal(analysis: Analysis, console: Console) -> None:
 
     if a.episodes:
         eps = Table(title="Outage episodes", title_justify="left")
-        for col in ("start (UTC)", "target", "duration", "failed", "events just before"):
+        with_drops = any(d.drops for d in a.episodes)
+        cols = ("start (UTC)", "target", "duration", "failed", "events just before")
+        for col in (*cols, "kernel drops") if with_drops else cols:
             eps.add_column(col)
         for d in a.episodes[:MAX_ROWS]:
             e = d.episode
@@ -88,6 +90,7 @@ def render_terminal(analysis: Analysis, console: Console) -> None:
                 f"{e.duration_s:.2f} s",
                 f"{e.failed}/{e.attempts}",
                 before,
+                *(["; ".join(dc.text for dc in d.drops[:2]) or "-"] if with_drops else []),
             )
         if len(a.episodes) > MAX_ROWS:
             eps.caption = f"… and {len(a.episodes) - MAX_ROWS} more (--json or --html for all)"

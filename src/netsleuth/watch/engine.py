@@ -35,6 +35,7 @@ from netsleuth.errors import InvalidArgument, NetsleuthError, TargetNotFound
 from netsleuth.events import GatewayInvariant, NetlinkMonitor, NftMonitor, wall_mono
 from netsleuth.model import (
     Bridge,
+    CounterSample,
     EventDetail,
     EventKind,
     NetEvent,
@@ -43,6 +44,7 @@ from netsleuth.model import (
     ProbeResult,
     TargetDetail,
 )
+from netsleuth.netns.counters import LOAD_COUNTERS
 from netsleuth.probes import (
     Done,
     Failed,
@@ -53,10 +55,12 @@ from netsleuth.probes import (
     WorkerConfig,
     WorkerStats,
     parse_probe,
+    parse_resolv_conf,
     spawn_worker,
 )
 from netsleuth.store import Store, StoreWriter
 from netsleuth.watch.counters import CounterSampler
+from netsleuth.watch.drops import DropWatch
 from netsleuth.watch.live import LiveStats
 from netsleuth.watch.paths import (
     Discovery,
@@ -91,6 +95,7 @@ class WatchConfig:
     host_netns: str | None = None  # the namespace playing "host"; None: found from the targets
     control: bool = True  # add a control target where the bridges are, if none is given
     counters: float = 1.0  # seconds between kernel counter samples; 0: none
+    drops: bool = True  # kernel drop reasons (netsleuth.drops) where the kernel allows
     label: str = "watch"
     args: dict[str, Any] = field(default_factory=dict)
 
@@ -169,6 +174,7 @@ class WatchEngine:
         self._control: str | None = None
         self._paths: PathWatch | None = None
         self._counters: CounterSampler | None = None
+        self._drops: DropWatch | None = None
         self._runners = [
             _TargetRunner(
                 parse_target(
@@ -204,9 +210,7 @@ class WatchEngine:
             for event in events:
                 if writer is not None:
                     writer.put_event(event)
-                self.stats.add_event_line(
-                    str(event.kind), f"{event.netns} {event.kind} {event.ifname} {event.subject}"
-                )
+                self.stats.add_event_line(str(event.kind), _live_line(event))
                 for obs in self.observers:
                     obs.observe_event(event)
 
@@ -331,6 +335,44 @@ class WatchEngine:
         )
         for path in self._paths.paths if self._paths is not None else []:
             store.add_fact(self.run_id, path.target, "path", path.target, path.to_json())
+        self._record_path_conf(store)
+
+    def _record_path_conf(self, store: Store) -> None:
+        """What the path causes are judged by: each target's resolv.conf
+        nameservers (``resolv-conf``), and the MTU and own ``rp_filter`` of
+        every link of the host namespace (``netconf``; ``all`` too)."""
+        for runner in self._runners:
+            if runner.location is None:
+                continue
+            resolv = runner.location.resolv_conf()
+            try:
+                servers = parse_resolv_conf(resolv.read_text())
+            except OSError:
+                continue
+            store.add_fact(
+                self.run_id, runner.label, "resolv-conf", str(resolv), {"nameservers": servers}
+            )
+        if self._host is None:
+            return
+        with self._lock:
+            links = list(self._host.state.links.values())
+        routed = ["all", *(link.name for link in links if not link.master)]  # not bridge ports
+
+        def read_rp_filter() -> dict[str, int]:
+            out = {}
+            for name in routed:
+                with contextlib.suppress(OSError, ValueError):
+                    out[name] = int(
+                        netns.sysctl_path(f"net.ipv4.conf.{name}.rp_filter").read_text()
+                    )
+            return out
+
+        try:
+            rp_filter = netns.Namespace.of(self._host.path).run(read_rp_filter)
+        except (OSError, NetsleuthError):
+            rp_filter = {}  # the namespace went away
+        mtu = {link.name: link.mtu for link in links}
+        store.add_fact(self.run_id, "host", "netconf", "host", {"mtu": mtu, "rp_filter": rp_filter})
 
     # -- targets --------------------------------------------------------------------
     def _start_target(self, runner: _TargetRunner, loc: Location) -> None:
@@ -350,6 +392,8 @@ class WatchEngine:
         runner.process, runner.conn, runner.done = proc, parent, False
         if self._counters is not None and runner.target.kind != "host":
             self._counters.watch(runner.label, loc.path)
+        if self._drops is not None:
+            self._drops.watch(runner.label, loc.path)
         if runner.target.kind != "host":
             monitor = NetlinkMonitor(
                 runner.label, loc.path, self._emit, sysfs_root=lambda: loc.sysfs, lock=self._lock
@@ -452,6 +496,8 @@ class WatchEngine:
             self._stop_worker(runner, 0.0)
             if self._counters is not None:
                 self._counters.forget(runner.label)
+            if self._drops is not None:
+                self._drops.forget(runner.label)
             runner.location = None
             runner.gone_since, runner.gone_emitted = now, 0
             self._note(
@@ -616,7 +662,7 @@ class WatchEngine:
             lock=self._lock,
         ).start()
         with self._lock:
-            self._paths = PathWatch(self._host)
+            self._paths = PathWatch(self._host, control=self._control)
         self._nft = NftMonitor("host", host_ns, self._emit).start()
         if cfg.counters:
             self._counters = CounterSampler(self._emit, cfg.counters)
@@ -624,6 +670,10 @@ class WatchEngine:
                 uplinks = egress_links(self._host.state)
             self._counters.watch("host", None if host_path is None else str(host_path), uplinks)
             self._counters.start()
+        if cfg.drops:
+            self._drops = DropWatch(self._emit)
+            self._drops.watch("host", None if host_path is None else str(host_path))
+            self._drops.start()  # in its own thread: a note event says when it runs, or why not
         if cfg.docker_hosts:
             from netsleuth.docker import DockerEventSource
 
@@ -631,9 +681,16 @@ class WatchEngine:
             source.start()
             self._docker = [source]
 
+    @property
+    def drops_status(self) -> str:
+        """One line: how kernel drops are recorded, or what is missing."""
+        return self._drops.status if self._drops is not None else ""
+
     def _stop_sources(self) -> None:
         if self._counters is not None:
             self._counters.stop()
+        if self._drops is not None:
+            self._drops.stop()
         for source in self._docker:
             source.stop()
         if self._nft is not None:
@@ -642,6 +699,20 @@ class WatchEngine:
             self._host.stop()
         if self._anchor is not None:
             self._anchor.close()
+
+
+def _live_line(event: NetEvent) -> str:
+    """The live view's line for an event; counters only when a loss counter
+    rose (traffic counts rise every second and say nothing on their own)."""
+    detail = event.detail
+    if isinstance(detail, CounterSample):
+        losses = [
+            f"{name} +{delta}"
+            for name, delta in sorted(detail.deltas.items())
+            if not name.endswith(LOAD_COUNTERS)
+        ]
+        return f"{event.netns} counters {', '.join(losses)}" if losses else ""
+    return f"{event.netns} {event.kind} {event.ifname} {event.subject}"
 
 
 def _same_namespace(loc: Location) -> bool:

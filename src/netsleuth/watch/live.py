@@ -55,9 +55,11 @@ class LiveStats:
             stats.add(r)
 
     def add_event_line(self, kind: str, line: str) -> None:
+        """Count an event; show ``line`` among the recent ones (none if empty)."""
         self.events[kind] += 1
-        self.recent_events.append(line)
-        del self.recent_events[:-5]
+        if line:
+            self.recent_events.append(line)
+            del self.recent_events[:-5]
 
     @property
     def attempts(self) -> int:

@@ -8,7 +8,10 @@ completes a target's :class:`~netsleuth.events.paths.TargetPath` from its own
 namespace's state. From then on the engine calls :meth:`PathWatch.update`
 after every event batch (under its lock): each target's path is checked
 (:func:`~netsleuth.events.paths.path_states`, pure) and its changes come back
-as ``state-entered`` / ``state-left`` events, with the gateways at risk. The
+as ``state-entered`` / ``state-left`` events, with the gateways at risk.
+The host namespace's own way out (its default route, or its uplinks'
+addresses) is checked too: when it is lost every followed target and the
+control are in ``route-missing``. The
 firewall of the host namespace is re-read (:func:`read_firewall`) only after
 ``nft monitor`` reported a change, and the states it changes are stamped with
 that change's time.
@@ -25,7 +28,15 @@ from netsleuth import netns
 from netsleuth.errors import NetsleuthError
 from netsleuth.events import wall_mono
 from netsleuth.events.netlink import NetlinkMonitor
-from netsleuth.events.paths import FirewallView, StateTracker, TargetPath, at_risk, path_states
+from netsleuth.events.paths import (
+    EgressSeen,
+    FirewallView,
+    StateTracker,
+    TargetPath,
+    at_risk,
+    egress_state,
+    path_states,
+)
 from netsleuth.events.state import NamespaceState
 from netsleuth.model import ADDR_ASSIGN_SET, EventKind, LinkDetail, MacChange, NetEvent
 from netsleuth.watch.targets import Location, Target
@@ -139,8 +150,12 @@ class PathWatch:
     but :meth:`refresh_firewall` is called under the engine's lock."""
 
     host: NetlinkMonitor
+    control: str | None = None
+    """The target probing from the host namespace: it shares the host's way out."""
     firewall: FirewallView | None = None
     risks: list[str] = field(default_factory=list)
+    _egress: EgressSeen = field(default_factory=EgressSeen)
+    _control_tracker: StateTracker | None = None
     _pinned: dict[str, bool | None] = field(default_factory=dict)
     _dirty: Stamp | None = None  # time of the first firewall change not read yet
     _followed: dict[str, _Followed] = field(default_factory=dict)
@@ -199,17 +214,26 @@ class PathWatch:
         """The state events of every followed target that changed (stamped
         ``stamp``, default now), and the gateways at risk right now."""
         events: list[NetEvent] = []
+        host = self.host.state
+        self._egress = self._egress.update(host, egress_links(host))
+        egress = egress_state(host, self._egress)
         for entry in self._followed.values():
             path = entry.path
             states = path_states(
                 path,
-                self.host.state,
+                host,
                 entry.inside,
                 pinned=self._pinned_of(path.bridge) if path.bridge else None,
                 firewall=self.firewall,
                 nat_seen=entry.nat_seen,
+                egress=egress,
             )
             events.extend(entry.tracker.update(states, stamp))
+        if self.control is not None:
+            if self._control_tracker is None:
+                self._control_tracker = StateTracker(self.control, wall_mono)
+            own = {egress.state: egress} if egress is not None else {}
+            events.extend(self._control_tracker.update(own, stamp))
         self.risks = [
             r.sentence
             for r in at_risk({label: e.tracker.current for label, e in self._followed.items()})

@@ -48,8 +48,8 @@ def counter_score(
     require: bool = True,
 ) -> CauseScore:
     """Named when one of ``families`` met :data:`MIN_MET` or more outages at
-    p < ALPHA (``require=False``: the caller decides and ``named`` says only
-    whether the counters alone would)."""
+    p < ALPHA. ``require=False``: returned unnamed with confidence ``none``,
+    but with the evidence and the p-value, for a caller that decides itself."""
     found = rose(ev, families)
     pro = [counter_sentence(c) for c in found] + list(extra_for)
     if not found:

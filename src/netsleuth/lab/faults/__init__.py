@@ -83,12 +83,77 @@ def _upstream_loss(ctx: FaultContext) -> AbstractContextManager[object]:
     return UpstreamLoss(ctx.topo, ctx.loss_percent)
 
 
+def _forward_reload(ctx: FaultContext) -> AbstractContextManager[object]:
+    from netsleuth.lab.faults.firewall import ForwardReload
+
+    return ForwardReload(ctx.topo, ctx.duration)
+
+
+def _rogue_gateway(ctx: FaultContext) -> AbstractContextManager[object]:
+    from netsleuth.lab.faults.neighbours import RogueGateway
+
+    return RogueGateway(ctx.topo, ctx.duration, ctx.seed)
+
+
+def _address_loss(ctx: FaultContext) -> AbstractContextManager[object]:
+    from netsleuth.lab.faults.uplink import AddressLoss
+
+    return AddressLoss(ctx.topo, ctx.duration)
+
+
+def _upstream_rate_limit(ctx: FaultContext) -> AbstractContextManager[object]:
+    from netsleuth.lab.faults.load import UpstreamRateLimit
+
+    return UpstreamRateLimit(ctx.topo, ctx.seed, ctx.duration)
+
+
+def _resolver_overload(ctx: FaultContext) -> AbstractContextManager[object]:
+    from netsleuth.lab.faults.load import ResolverOverload
+
+    return ResolverOverload(ctx.topo, ctx.seed, ctx.duration)
+
+
+def _local_resolver_probe(topo: LabTopology) -> tuple[str, ...]:
+    """Probes ask the local forwarder on the bridge address, as the host's clients would."""
+    return (f"dns:{topo.gateway}/{topo.dns_name}/A",)
+
+
+def _rp_filter(ctx: FaultContext) -> AbstractContextManager[object]:
+    from netsleuth.lab.faults.paths import RpFilterFlap
+
+    return RpFilterFlap(ctx.topo, ctx.seed, fixed=ctx.fixed)
+
+
+def _mtu_blackhole(ctx: FaultContext) -> AbstractContextManager[object]:
+    from netsleuth.lab.faults.paths import MtuBlackhole
+
+    return MtuBlackhole(ctx.topo)
+
+
+def _mtu_probes(topo: LabTopology) -> tuple[str, ...]:
+    from netsleuth.lab.faults.paths import mtu_probes
+
+    return mtu_probes(topo)
+
+
+def _resolver_unreachable(ctx: FaultContext) -> AbstractContextManager[object]:
+    from netsleuth.lab.faults.paths import ResolverUnreachable
+
+    return ResolverUnreachable(ctx.topo)
+
+
+def _resolver_probes(topo: LabTopology) -> tuple[str, ...]:
+    from netsleuth.lab.faults.paths import resolver_probes
+
+    return resolver_probes(topo)
+
+
 FAULTS: dict[str, FaultSpec] = {
     spec.id: spec
     for spec in (
         FaultSpec(
             "bridge-mac-flap",
-            "ports join and leave an unpinned bridge (the churn; pin it with --pin-mac)",
+            "ports with ever lower MACs join and leave an unpinned bridge (--pin-mac fixes it)",
             churn=True,
             fixable=True,
         ),
@@ -101,6 +166,77 @@ FAULTS: dict[str, FaultSpec] = {
             "upstream-dns",
             "random loss of DNS packets at the resolver (see --loss)",
             _upstream_loss,
+        ),
+        FaultSpec(
+            "forward-blocked",
+            "a firewall reload leaves a forward chain with a drop policy for 2.5 s every 7 s",
+            _forward_reload,
+        ),
+        FaultSpec(
+            "gateway-arp-conflict",
+            "a rogue peer on the bridge claims the gateway's IP by gratuitous ARP every 10 s",
+            _rogue_gateway,
+        ),
+        FaultSpec(
+            "address-lost",
+            "the uplink's address (and its route) removed for 2.5 s every 7 s",
+            _address_loss,
+        ),
+        FaultSpec(
+            "upstream-rate-limit",
+            "the resolver admits 200 DNS packets/s; a build namespace bursts 800 queries/s "
+            "for 3 s every ~8 s",
+            _upstream_rate_limit,
+        ),
+        FaultSpec(
+            "resolver-overload",
+            "probes ask a slow local forwarder (small receive buffer); builds burst 1500 "
+            "queries/s at it for 2 s every ~6 s",
+            _resolver_overload,
+            probes=_local_resolver_probe,
+        ),
+        FaultSpec(
+            "rp-filter",
+            "replies to NATed queries come back by a second link (strict rp_filter), 0.25 s in 3-6",
+            _rp_filter,
+            fixable=True,
+        ),
+        FaultSpec(
+            "mtu-blackhole",
+            "bridge MTU 1000, ICMP frag-needed dropped upstream; a small and a large EDNS probe",
+            _mtu_blackhole,
+            probes=_mtu_probes,
+        ),
+        FaultSpec(
+            "resolver-unreachable",
+            "the containers' resolv.conf names 127.0.0.53; probes use each target's resolv.conf",
+            _resolver_unreachable,
+            probes=_resolver_probes,
+        ),
+        FaultSpec(
+            "conntrack-race",
+            "replayed: single lost queries while ct.insert_failed rises in the NATing namespace",
+            recorded=(
+                "this kernel (>= 5.x) resolves the clash of parallel packets of one flow, so "
+                "the insert race cannot be forced at will in a lab"
+            ),
+        ),
+        FaultSpec(
+            "conntrack-full",
+            "replayed: bursts of dropped new flows while ct.count is at ct.max",
+            recorded=(
+                "nf_conntrack_max is read-only inside a namespace, and the machine's own "
+                "must not be changed"
+            ),
+        ),
+        FaultSpec(
+            "neighbour-table-full",
+            "replayed: sends failing while arp.table_fulls rises at gc_thresh3",
+            recorded=(
+                "the neighbour table is machine-wide: its gc_thresh limits and "
+                "/proc/net/stat/arp_cache exist only in the initial namespace, whose "
+                "settings must not be changed"
+            ),
         ),
     )
 }
