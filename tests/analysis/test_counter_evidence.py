@@ -5,6 +5,8 @@ count once."""
 
 from __future__ import annotations
 
+import pytest
+
 from netsleuth.analysis.counters import (
     SAME_OUTAGE_NS,
     TOLERANCE_NS,
@@ -169,3 +171,14 @@ def test_family_of() -> None:
     assert family_of("link.br-ci.1.rx_dropped") == "link.rx_dropped"  # a name with a dot
     assert family_of("snmp.Udp.RcvbufErrors") == "snmp.Udp.RcvbufErrors"
     assert family_of("ct.insert_failed") == "ct.insert_failed"
+
+
+def test_a_long_tail_is_bounded_by_the_binomial_with_the_largest_chance() -> None:
+    from scipy.stats import binom
+
+    from netsleuth.analysis.counters import EXACT_TAIL_MAX, tail
+
+    qs = [0.01 + 0.0001 * i for i in range(EXACT_TAIL_MAX + 100)]
+    bound = tail(qs, 20)
+    assert bound == pytest.approx(float(binom.sf(19, len(qs), max(qs))))
+    assert bound >= tail(qs[:EXACT_TAIL_MAX], 20)  # more trials, larger chances: never smaller

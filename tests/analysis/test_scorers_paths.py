@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import binom
 
 from netsleuth.analysis.correlate import ALPHA
-from netsleuth.analysis.counters import CounterRise, weigh
+from netsleuth.analysis.counters import CounterRise, rises_in_outages, tail, weigh
 from netsleuth.analysis.episodes import Episode
 from netsleuth.analysis.evidence import Evidence, SeriesStats
 from netsleuth.analysis.result import EpisodeDetail
@@ -18,11 +18,9 @@ from netsleuth.analysis.scorers.paths import (
     ICMP_COUNTER,
     NOPORTS_COUNTER,
     RP_COUNTER,
-    rises_in_outages,
     score_mtu_blackhole,
     score_resolver_unreachable,
     score_rp_filter,
-    tail,
 )
 from netsleuth.analysis.scoring import score_all, verdict_of
 from netsleuth.causes import CAUSES

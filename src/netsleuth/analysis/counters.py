@@ -40,9 +40,12 @@ __all__ = [
     "TOLERANCE_NS",
     "CounterEvidence",
     "CounterRise",
+    "RiseStretches",
     "counter_evidence",
     "counter_rises",
     "family_of",
+    "rises_in_outages",
+    "tail",
     "weigh",
 ]
 
@@ -157,11 +160,7 @@ def _union(rises: Sequence[CounterRise]) -> tuple[npt.NDArray[np.int64], npt.NDA
         return empty, empty
     lo = np.fromiter((r.start_ns for r in rises), np.int64, len(rises)) - TOLERANCE_NS
     hi = np.fromiter((r.end_ns for r in rises), np.int64, len(rises)) + TOLERANCE_NS
-    order = np.argsort(lo, kind="stable")
-    lo, hi = lo[order], np.maximum.accumulate(hi[order])
-    starts = np.concatenate(([True], lo[1:] > hi[:-1]))  # a gap before it: a new interval
-    ends = np.concatenate((starts[1:], [True]))
-    return lo[starts], hi[ends]
+    return _merge(lo, hi)
 
 
 def _covered(lows: npt.NDArray[np.int64], highs: npt.NDArray[np.int64], d: int) -> int:
@@ -203,6 +202,108 @@ def weigh(
     if outages and rises:
         p = float(binom.sf(met - 1, len(outages), worst)) if met else 1.0
     return CounterEvidence(family, tuple(rises), len(outages), met, p)
+
+
+# -- the other way round: did the counter rise only while probes failed? -------------
+
+
+@dataclass(frozen=True, slots=True)
+class RiseStretches:
+    """A counter's rises merged into stretches of back-to-back samples, and
+    how many of them came during an outage (``p``: by accident)."""
+
+    stretches: int
+    met: int
+    cover: float
+    """Share of the record in which a stretch would meet an outage (the
+    largest among the stretches)."""
+    p_value: float | None
+
+    @property
+    def all_met(self) -> bool:
+        return self.stretches > 0 and self.met == self.stretches
+
+
+EXACT_TAIL_MAX = 400
+"""Up to this many stretches the tail is exact (Poisson binomial, quadratic);
+beyond, the binomial with the largest chance bounds it from above."""
+
+
+def _stretches(rises: Sequence[CounterRise]) -> list[tuple[int, int]]:
+    """Rise windows that touch (within the tolerance) merged, in time order."""
+    out: list[tuple[int, int]] = []
+    for r in sorted(rises, key=lambda r: r.start_ns):
+        if out and r.start_ns <= out[-1][1] + TOLERANCE_NS:
+            out[-1] = (out[-1][0], max(out[-1][1], r.end_ns))
+        else:
+            out.append((r.start_ns, r.end_ns))
+    return out
+
+
+def _merge(
+    lo: npt.NDArray[np.int64], hi: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Intervals ``[lo, hi]`` merged into disjoint sorted ones."""
+    order = np.argsort(lo, kind="stable")
+    lo, hi = lo[order], np.maximum.accumulate(hi[order])
+    starts = np.concatenate(([True], lo[1:] > hi[:-1]))
+    ends = np.concatenate((starts[1:], [True]))
+    return lo[starts], hi[ends]
+
+
+def rises_in_outages(
+    ce: CounterEvidence, episodes: Sequence[Episode], span_ns: int
+) -> RiseStretches:
+    """Did the counter rise only while probes failed?
+
+    Back-to-back rises are one stretch (one burst of drops seen by several
+    samples). A stretch of length ``w`` placed at random meets an outage
+    with probability at most ``q`` = the share of the record covered by the
+    outages, each widened by ``w`` and the tolerance on both sides. With
+    ``m`` stretches, each with its own ``q``, the chance that ``k`` or more
+    meet an outage by accident is the tail ``P(X >= k)`` of the sum of their
+    Bernoulli trials (:func:`tail`). The reverse of :func:`weigh`, which
+    asks whether the outages came with rises."""
+    stretches = _stretches(ce.rises)
+    if not stretches or not episodes or span_ns <= 0:
+        return RiseStretches(len(stretches), 0, 0.0, None)
+    ends = [e.recovered_ns if e.recovered_ns is not None else e.end_ns for e in episodes]
+    lows, highs = _merge(
+        np.fromiter((e.start_ns for e in episodes), np.int64, len(episodes)) - TOLERANCE_NS,
+        np.asarray(ends, dtype=np.int64) + TOLERANCE_NS,
+    )
+    gaps = lows[1:] - highs[:-1]
+    base = int((highs - lows).sum())
+    met = 0
+    qs: list[float] = []
+    cover: dict[int, float] = {}
+    for a, b in stretches:
+        i = int(np.searchsorted(lows, b, side="right")) - 1
+        if i >= 0 and int(highs[i]) >= a:
+            met += 1
+        w = b - a
+        if w not in cover:  # the union of the outages widened by w before them
+            cover[w] = min(1.0, (base + w + int(np.minimum(gaps, w).sum())) / span_ns)
+        qs.append(cover[w])
+    return RiseStretches(len(stretches), met, max(qs), tail(qs, met))
+
+
+def tail(qs: Sequence[float], k: int) -> float:
+    """P(X >= k) for X the number of successes of independent trials with
+    success chances ``qs`` (the Poisson binomial distribution); for more than
+    :data:`EXACT_TAIL_MAX` trials, the binomial tail with the largest chance
+    (never smaller)."""
+    if k <= 0:
+        return 1.0
+    if len(qs) > EXACT_TAIL_MAX:
+        return float(binom.sf(k - 1, len(qs), max(qs)))
+    dist = [1.0]  # dist[j]: P(j successes so far)
+    for q in qs:
+        dist = [
+            (dist[j] if j < len(dist) else 0.0) * (1 - q) + (dist[j - 1] * q if j else 0.0)
+            for j in range(len(dist) + 1)
+        ]
+    return min(1.0, max(0.0, sum(dist[k:])))
 
 
 def counter_evidence(

@@ -32,10 +32,11 @@ not record:
   rise in the initial namespace; the entry's removal and re-creation are
   recorded as the target's neighbour events.
 
-Probes run at ``opts.rate`` for ``opts.duration`` from ``opts.containers``
-namespaces and the host control, with the worker's schedule jitter; kernel
-counters are sampled once a second in the host namespace (here the initial
-one: ``host_netns`` None) and turned into ``counters`` events by the
+Probes run at ``opts.rate`` for ``opts.duration`` (at least
+:data:`MIN_REPLAY_S`) from ``opts.containers`` namespaces and the host
+control, with the worker's schedule jitter; kernel counters are sampled once
+a second in the host namespace (here the initial one: ``host_netns`` None)
+and turned into ``counters`` events by the
 sampler's own :class:`~netsleuth.events.counters.CounterDiff`. Everything is
 drawn from one seeded generator and the scenario's clock starts at a fixed
 instant (:data:`REPLAY_START_NS`), so the same seed writes the same probes,
@@ -101,11 +102,22 @@ PROBE = f"dns:{UPLINK_UP_ADDR}/{DNS_NAME}/A"
 HOST = "host"
 
 
+MIN_REPLAY_S = 90.0
+"""A replay records at least this long: with one-second counter samples, a
+shorter record cannot tell a burst of drops from chance (p stays above 0.01)."""
+
+
+def replay_seconds(duration: float) -> float:
+    """How long a replay records for ``--duration``."""
+    return max(duration, MIN_REPLAY_S)
+
+
 def replay_note(cause: str, why: str) -> str:
     """What a replayed case says about itself (the CLI prints it, JSON keeps it)."""
     return (
         f"replayed, not live: {cause} is a scenario built from the cause's published "
-        f"signature, not a live reproduction ({why})"
+        f"signature, not a live reproduction ({why}); it records at least "
+        f"{MIN_REPLAY_S:.0f} s of probes"
     )
 
 
@@ -519,7 +531,8 @@ def build(cause: str, opts: LabOptions, seed: int) -> Replay:
     if scenario is None:
         raise InvalidArgument(f"--fault {cause}: no recorded scenario replays it")
     rng = random.Random(f"{cause}:{seed}")
-    duration_ns = int(opts.duration * S)
+    seconds = replay_seconds(opts.duration)
+    duration_ns = int(seconds * S)
     containers = tuple(f"netns:replay-c{i}" for i in range(opts.containers))
     sends = {
         t: _schedule(
@@ -547,7 +560,7 @@ def build(cause: str, opts: LabOptions, seed: int) -> Replay:
                 )
             )
     probes.sort(key=lambda p: p.wall_ns)
-    return Replay(cause, w.targets, probes, events, _facts(w), opts.duration)
+    return Replay(cause, w.targets, probes, events, _facts(w), seconds)
 
 
 def _facts(w: _World) -> list[tuple[str, str, str, dict[str, Any]]]:

@@ -40,10 +40,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from netsleuth.analysis.correlate import ALPHA
-from netsleuth.analysis.counters import CounterEvidence
+from netsleuth.analysis.counters import CounterEvidence, rises_in_outages
 from netsleuth.analysis.evidence import CauseScore, Evidence, confidence_label
 from netsleuth.analysis.scorers import MIN_MET, counter_score, rose
-from netsleuth.analysis.scorers.paths import rises_in_outages
 from netsleuth.analysis.stats import p_phrase
 
 __all__ = [
@@ -117,7 +116,7 @@ def drop_score(
     rises met :data:`~netsleuth.analysis.scorers.MIN_MET` or more outages and
     the two tests together say p < ALPHA: the outages came with rises
     (:func:`~netsleuth.analysis.counters.weigh`), or the stretches of rises
-    came during outages (:func:`~netsleuth.analysis.scorers.paths.rises_in_outages`;
+    came during outages (:func:`~netsleuth.analysis.counters.rises_in_outages`;
     a counter of drops rises when packets are lost), the better of the two
     corrected for taking it (Bonferroni)."""
     base = counter_score(cause, ev, families, extra_for=extra_for, require=False)

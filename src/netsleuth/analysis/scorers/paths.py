@@ -16,14 +16,13 @@ failures did not depend on the probe (MTU) or on the namespace (resolver).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from scipy.stats import fisher_exact
 
 from netsleuth.analysis.correlate import ALPHA
-from netsleuth.analysis.counters import TOLERANCE_NS, CounterEvidence, CounterRise
-from netsleuth.analysis.episodes import Episode
+from netsleuth.analysis.counters import rises_in_outages
 from netsleuth.analysis.evidence import (
     CONFIDENCE_RANK,
     CauseScore,
@@ -42,12 +41,9 @@ __all__ = [
     "NOPORTS_COUNTER",
     "RP_COUNTER",
     "SCORERS",
-    "RiseStretches",
-    "rises_in_outages",
     "score_mtu_blackhole",
     "score_resolver_unreachable",
     "score_rp_filter",
-    "tail",
 ]
 
 RP_COUNTER = "netstat.TcpExt.IPReversePathFilter"
@@ -63,93 +59,6 @@ one failing at most ``1 - MOSTLY`` works."""
 
 PLAIN_UDP = 512
 """The largest DNS answer over UDP without EDNS (larger ones come truncated)."""
-
-
-# -- counters the other way round -------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RiseStretches:
-    """A counter's rises merged into stretches of back-to-back samples, and
-    how many of them came during an outage (``p``: by accident)."""
-
-    stretches: int
-    met: int
-    cover: float
-    """Share of the record in which a stretch would meet an outage (the
-    largest among the stretches)."""
-    p_value: float | None
-
-    @property
-    def all_met(self) -> bool:
-        return self.stretches > 0 and self.met == self.stretches
-
-
-def _stretches(rises: Sequence[CounterRise]) -> list[tuple[int, int]]:
-    """Rise windows that touch (within the tolerance) merged, in time order."""
-    out: list[tuple[int, int]] = []
-    for r in sorted(rises, key=lambda r: r.start_ns):
-        if out and r.start_ns <= out[-1][1] + TOLERANCE_NS:
-            out[-1] = (out[-1][0], max(out[-1][1], r.end_ns))
-        else:
-            out.append((r.start_ns, r.end_ns))
-    return out
-
-
-def _union(intervals: list[tuple[int, int]]) -> int:
-    total, end = 0, None
-    for a, b in sorted(intervals):
-        if end is None or a > end:
-            total += b - a
-            end = b
-        elif b > end:
-            total += b - end
-            end = b
-    return total
-
-
-def rises_in_outages(
-    ce: CounterEvidence, episodes: Sequence[Episode], span_ns: int
-) -> RiseStretches:
-    """Did the counter rise only while probes failed?
-
-    Back-to-back rises are one stretch (one burst of drops seen by several
-    samples). A stretch of length ``w`` placed at random meets an outage
-    with probability at most ``q`` = the share of the record covered by the
-    outages, each widened by ``w`` and the tolerance on both sides. With
-    ``m`` stretches, each with its own ``q``, the chance that ``k`` or more
-    meet an outage by accident is the tail ``P(X >= k)`` of the sum of their
-    Bernoulli trials (:func:`tail`). The reverse of
-    :func:`~netsleuth.analysis.counters.weigh`, which asks whether the
-    outages came with rises."""
-    stretches = _stretches(ce.rises)
-    if not stretches or not episodes or span_ns <= 0:
-        return RiseStretches(len(stretches), 0, 0.0, None)
-    spans = [(e.start_ns, e.recovered_ns or e.end_ns) for e in episodes]
-    met = sum(
-        1
-        for a, b in stretches
-        if any(a - TOLERANCE_NS <= end and start <= b + TOLERANCE_NS for start, end in spans)
-    )
-    qs = []
-    for a, b in stretches:
-        widened = [(s - (b - a) - TOLERANCE_NS, e + TOLERANCE_NS) for s, e in spans]
-        qs.append(min(1.0, _union(widened) / span_ns))
-    return RiseStretches(len(stretches), met, max(qs), tail(qs, met))
-
-
-def tail(qs: Sequence[float], k: int) -> float:
-    """P(X >= k) for X the number of successes of independent trials with
-    success chances ``qs`` (the Poisson binomial distribution)."""
-    if k <= 0:
-        return 1.0
-    dist = [1.0]  # dist[j]: P(j successes so far)
-    for q in qs:
-        dist = [
-            (dist[j] if j < len(dist) else 0.0) * (1 - q) + (dist[j - 1] * q if j else 0.0)
-            for j in range(len(dist) + 1)
-        ]
-    return min(1.0, max(0.0, sum(dist[k:])))
 
 
 # -- rp-filter ----------------------------------------------------------------------------
