@@ -34,7 +34,6 @@ from netsleuth.analysis.evidence import (
     confidence_label,
 )
 from netsleuth.analysis.result import EpisodeDetail, Verdict
-from netsleuth.analysis.scorers.kernel import HOST_WIDE
 from netsleuth.analysis.scorers.kernel import SCORERS as KERNEL_SCORERS
 from netsleuth.analysis.scorers.load import SCORERS as LOAD_SCORERS
 from netsleuth.analysis.scorers.paths import SCORERS as PATH_SCORERS
@@ -45,6 +44,7 @@ from netsleuth.model import EventKind, StateKind
 
 __all__ = [
     "FAMILIES",
+    "HOST_WIDE",
     "SCORERS",
     "CauseScore",
     "Evidence",
@@ -485,11 +485,20 @@ def _demote(
     ]
 
 
+HOST_WIDE = frozenset(
+    {"conntrack-full", "neighbour-table-full", "upstream-rate-limit", "resolver-overload"}
+)
+"""Causes whose mechanism fails the host control as well (a full table of the
+host, a limit on the host's total query rate, the host's own resolver
+overflowing): upstream is not named beside them (the control's failures are
+theirs)."""
+
+
 def score_all(ev: Evidence) -> list[CauseScore]:
     """Every scored cause, ranked (:func:`rank`). A weak pattern
     (``conntrack-race`` without its counter) is not named beside a cause that
     explains the outages, nor upstream beside a kernel-table cause that fails
-    the host control too (:data:`~netsleuth.analysis.scorers.kernel.HOST_WIDE`)."""
+    the host control too (:data:`HOST_WIDE`)."""
     scores = [scorer(ev) for scorer in SCORERS.values()]
     strong = [s for s in scores if s.named and not _pattern_race(s)]
     if strong:

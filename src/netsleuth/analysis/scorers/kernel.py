@@ -31,7 +31,7 @@ send fails, and packets queued on an unresolved entry are discarded
 The table causes fail the host's own traffic too (its new flows need
 conntrack entries, its next hop a neighbour entry), so a host control that
 fails with the namespaces is part of their signature, not a sign of a fault
-upstream (:data:`HOST_WIDE`).
+upstream (:data:`netsleuth.analysis.scoring.HOST_WIDE`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ __all__ = [
     "CT_FULL",
     "CT_RACE",
     "FULL",
-    "HOST_WIDE",
     "MIN_SINGLE_OUTAGES",
     "NEIGH_FULL",
     "SCORERS",
@@ -72,11 +71,6 @@ MIN_SINGLE_OUTAGES = 5
 
 SINGLE_SHARE = 0.8
 """Share of those outages that must be a single lost query."""
-
-HOST_WIDE = frozenset({"conntrack-full", "neighbour-table-full"})
-"""Causes whose mechanism fails the host control as well: upstream is not
-named beside them (the control's failures are theirs)."""
-
 
 def _pct(x: float) -> str:
     return f"{100 * x:.0f} %"
