@@ -8,6 +8,7 @@ import json
 import socket
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from netsleuth.cli._common import (
@@ -18,6 +19,15 @@ from netsleuth.cli._common import (
     positive_int,
 )
 from netsleuth.errors import InvalidArgument
+from netsleuth.model import NetEvent
+from netsleuth.packets.drops import (
+    DropLog,
+    drops_from_events,
+    merge_logs,
+    read_sidecar,
+    sidecar_logs,
+    sidecar_path,
+)
 from netsleuth.packets.explain import Keep, explain
 from netsleuth.packets.journey import BridgeHistory, bridge_history
 from netsleuth.packets.render import render_explanation
@@ -44,6 +54,14 @@ queries that escaped NAT it looks for an earlier query from the same port
 that never left the bridge within 30 s: its conntrack entry, made without NAT
 when the bridge flooded it, is what the later query reused.
 
+For each lost query it says which kernel drop ended it — "dropped as
+NO_TX_TARGET by br_handle_frame_finish on vc0 (host)" — when drops were
+recorded: by `capture --drops` (FILE.drops.jsonl next to the capture, found
+by itself), in a file given with --drops, or by watch in the --store. The
+drop is the one with the packet's addresses and ports right after it was
+last seen. "No drop was recorded for it" is said only where drops were being
+recorded at that moment; without drops, one line says why.
+
 Reads pcap and pcapng (netsleuth capture, tcpdump -w, Wireshark), Ethernet
 and Linux cooked captures; several files (one per interface) are merged by
 time — give them container side first. A damaged tail is reported and
@@ -54,6 +72,8 @@ examples:
   netsleuth explain lab.pcapng
   netsleuth explain port.pcap bridge.pcap uplink.pcap --queries
   netsleuth explain lab.pcapng --store netsleuth.db --json
+  netsleuth capture --lab 3fa2c1 --duration 60 -w lab.pcapng --drops
+  netsleuth explain lab.pcapng --queries      (reads lab.drops.jsonl too)
 """
 
 
@@ -93,25 +113,57 @@ def add_parser(sub: Any) -> None:
         metavar="S",
         help="seconds after a query its sightings and answer still count (default 5)",
     )
+    parser.add_argument(
+        "--drops",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="kernel drops recorded by capture --drops (default: FILE.drops.jsonl next to "
+        "each capture, when there is one); repeatable",
+    )
     add_json_option(parser, help="machine-readable output")
     parser.set_defaults(handler=run)
 
 
-def _history(args: argparse.Namespace) -> BridgeHistory | None:
+def _store(args: argparse.Namespace) -> tuple[list[NetEvent], list[tuple[int, int | None]]]:
     if not args.store:
         if args.bridge:
             raise InvalidArgument("--bridge names a bridge in a store; give --store too")
-        return None
+        return [], []
     from netsleuth.store import Store
 
     with Store(args.store) as store:
-        events = store.events()
+        return store.events(), [(r.started_ns, r.ended_ns) for r in store.runs()]
+
+
+def _history(args: argparse.Namespace, events: list[NetEvent]) -> BridgeHistory | None:
+    if not args.store:
+        return None
     history = bridge_history(events, args.bridge or "")
     if history is None:
         raise InvalidArgument(
             f"{args.store} does not name exactly one bridge; pick one with --bridge NAME"
         )
     return history
+
+
+def _drops(
+    args: argparse.Namespace, events: list[NetEvent], runs: list[tuple[int, int | None]]
+) -> tuple[DropLog | None, str]:
+    """The drops at hand (sidecars, --drops, the store), or why there are none."""
+    logs = [read_sidecar(p) for p in args.drops] if args.drops else sidecar_logs(args.files)
+    if args.store:
+        stored = drops_from_events(events, runs, str(args.store))
+        if stored is not None:
+            logs.append(stored)
+    if logs:
+        return merge_logs(logs), ""
+    names = ", ".join(str(sidecar_path(f).name) for f in args.files[:3])
+    return None, (
+        f"none recorded with this capture (no {names}; record them with "
+        "`netsleuth capture --drops`, or give --drops FILE or a watch --store)"
+    )
 
 
 def run(args: argparse.Namespace) -> ExitStatus:
@@ -121,7 +173,9 @@ def run(args: argparse.Namespace) -> ExitStatus:
             gateway = socket.inet_aton(args.gateway)
         except OSError:
             raise InvalidArgument(f"--gateway {args.gateway!r} is not an IPv4 address") from None
-    history = _history(args)
+    events, runs = _store(args)
+    history = _history(args, events)
+    drops, drops_missing = _drops(args, events, runs)
     keep: Keep = "all" if args.queries == "all" else "failed"
     show = sys.stderr.isatty() and not args.json
     last = [0.0]
@@ -139,6 +193,8 @@ def run(args: argparse.Namespace) -> ExitStatus:
         gateway=gateway,
         history=history,
         progress=progress,
+        drops=drops,
+        drops_missing=drops_missing,
     )
     if show and last[0]:
         print("\r" + " " * 20 + "\r", end="", file=sys.stderr)

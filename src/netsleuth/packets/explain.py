@@ -3,6 +3,8 @@
 :func:`explain` streams the files through :class:`CaptureReader` and
 :class:`JourneyMatcher`; it keeps counts of every journey but only the
 journeys asked for (``keep``), so memory stays flat on large captures.
+Given the kernel's drops (:class:`~netsleuth.packets.drops.DropLog`), it
+finds the drop of each lost query's packet (:mod:`.drops`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from netsleuth.model import Finding
+from netsleuth.packets.drops import DropLog, DropReport, attribute_drops, unavailable_report
 from netsleuth.packets.journey import (
     DEFAULT_WINDOW_NS,
     BridgeHistory,
@@ -42,6 +45,7 @@ class Explanation:
     journeys: tuple[Journey, ...]  # those kept
     findings: tuple[Finding, ...]  # stale gateway first, then escaped NAT
     seconds: float
+    drops: DropReport | None = None  # the kernel's drops of the lost queries, when asked for
 
     @property
     def finding(self) -> Finding | None:
@@ -69,9 +73,17 @@ class Explanation:
             "orphan_answers": self.orphan_answers,
             "finding": None if f is None else f.to_json(),
             "findings": [x.to_json() for x in self.findings],
-            "queries": [j.as_dict() for j in self.journeys],
+            "queries": self._queries(),
+            "drops": None if self.drops is None else self.drops.to_json(),
             "seconds": round(self.seconds, 3),
         }
+
+    def _queries(self) -> list[dict[str, object]]:
+        out = [j.as_dict() for j in self.journeys]
+        if self.drops is not None:
+            for row, m in zip(out, self.drops.matches, strict=False):
+                row["drop"] = None if m is None else m.to_json()
+        return out
 
 
 def explain(
@@ -82,7 +94,12 @@ def explain(
     gateway: bytes | None = None,
     history: BridgeHistory | None = None,
     progress: Callable[[int, int], None] | None = None,
+    drops: DropLog | None = None,
+    drops_missing: str = "",
 ) -> Explanation:
+    """Read, match, classify. With ``drops``, say which drop ended each lost
+    query (only the kept journeys are looked at); with ``drops_missing``
+    instead, why no drops are at hand."""
     started = time.perf_counter()
     reader = CaptureReader(paths, progress=progress)
     matcher = JourneyMatcher(
@@ -107,6 +124,11 @@ def explain(
         if was_enabled:
             gc.enable()
     s = matcher.summary
+    report: DropReport | None = None
+    if drops is not None:
+        report = attribute_drops(kept, drops)
+    elif drops_missing:
+        report = unavailable_report(drops_missing, kept)
     return Explanation(
         files=tuple(str(p) for p in paths),
         stats=reader.stats,
@@ -125,6 +147,7 @@ def explain(
             if f is not None
         ),
         seconds=time.perf_counter() - started,
+        drops=report,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from netsleuth.packets.drops import DropReport, QueryDrop
 from netsleuth.packets.explain import Explanation
 from netsleuth.packets.model import Fate, Journey
 
@@ -47,6 +48,8 @@ def render_explanation(result: Explanation, *, queries: str | None, limit: int) 
             "  note: no uplink was seen in the capture; capture the uplink too "
             "(netsleuth capture --lab / --iface NETNS:UPLINK:uplink) to tell where they stopped"
         )
+    if result.drops is not None:
+        lines.extend(_drop_lines(result.drops))
     for f in result.findings:
         lines.append("")
         lines.append(f"{f.severity.label.upper()} {f.rule}: {f.title}")
@@ -75,11 +78,55 @@ def render_explanation(result: Explanation, *, queries: str | None, limit: int) 
         lines.append(
             f"queries ({len(shown)}{', first ' + str(limit) if len(shown) > limit else ''}):"
         )
-        lines.extend(_query_line(j) for j in shown[:limit])
+        matches = _matches_of(result)
+        lines.extend(_query_line(j, matches.get(id(j))) for j in shown[:limit])
     return "\n".join(lines)
 
 
-def _query_line(j: Journey) -> str:
+def _matches_of(result: Explanation) -> dict[int, QueryDrop]:
+    if result.drops is None:
+        return {}
+    return {id(j): m for j, m in zip(result.journeys, result.drops.matches, strict=False) if m}
+
+
+def _drop_lines(r: DropReport) -> list[str]:
+    """The kernel's drops of the lost queries, by reason; or once, why none."""
+    if not r.lost_queries:
+        return []
+    lines = [""]
+    if not r.recorded or not r.covered:
+        lines.append(f"kernel drops: {r.why}")
+        return lines
+    where = "; ".join(m.removeprefix("drops via ") for m in r.mechanisms) or "recorded"
+    source = f"; from {', '.join(r.sources)}" if r.sources else ""
+    lines.append(
+        f"kernel drops ({where}{source}): {r.dropped} of {r.covered} lost queries "
+        "were dropped by the kernel:"
+    )
+    for rc in r.by_reason[:10]:
+        dev = f" on {rc.device}" if rc.device else ""
+        ns = f" ({rc.netns})" if rc.netns else ""
+        lines.append(f"  {rc.queries:>8}  {rc.reason} by {rc.location}{dev}{ns}")
+    if len(r.by_reason) > 10:
+        lines.append(f"  ... and {len(r.by_reason) - 10} more (--json lists all)")
+    if r.none_recorded:
+        lines.append(f"  {r.none_recorded:>8}  no drop was recorded for them")
+    if r.unmatched:
+        lines.append(
+            f"  {r.unmatched:>8}  no drop with their addresses; drops without addresses "
+            "were recorded then (aggregated under a storm, or the ftrace fallback)"
+        )
+    if r.covered < r.lost_queries:
+        lines.append(
+            f"  ({r.lost_queries - r.covered} lost queries fell outside the drop recording)"
+        )
+    if r.lost_by_tracer:
+        lines.append(f"  ({r.lost_by_tracer} drops the tracer could not read)")
+    lines.extend(f"  warning: {w}" for w in r.warnings)
+    return lines
+
+
+def _query_line(j: Journey, drop: QueryDrop | None = None) -> str:
     text = f"  {_fmt_ts(j.ts_ns)}  id {j.dns_id:<5} {j.qname:<24} {j.client:<21} {j.verdict:<17}"
     if j.latency_ns is not None:
         text += f" {j.latency_ns / 1e6:.1f} ms"
@@ -96,6 +143,8 @@ def _query_line(j: Journey) -> str:
             text += f" port {m.port} {'present' if m.port_owned else 'gone'}"
         if m.stale_gateway:
             text += " STALE-GATEWAY"
+    if drop is not None:
+        text += f"; {drop.sentence}"
     return text
 
 
