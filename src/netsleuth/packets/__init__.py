@@ -19,7 +19,9 @@ Data moves one way:
 
 - ``explain`` (:mod:`.explain`): the whole read → match → classify pass as
   one call, returning an :class:`Explanation` (counts, the failed journeys,
-  the stale-gateway :class:`~netsleuth.model.Finding`).
+  the stale-gateway :class:`~netsleuth.model.Finding`) and, given the
+  kernel's drops, which drop ended each lost query (:mod:`.drops`; recorded
+  next to a capture by :mod:`.droprecord`, ``capture --drops``).
 
 ``netsleuth capture`` and ``netsleuth explain`` are thin layers over these.
 """
