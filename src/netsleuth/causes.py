@@ -162,6 +162,9 @@ _ALL = (
             "the end of an outage",
             "timing: outages begin right after a port leaves the bridge or its MAC changes",
             "fact: the bridge is not pinned and its MAC changed in the record",
+            "drop: the failed queries dropped as OTHERHOST (a frame for a MAC the device does "
+            "not have) or NO_TX_TARGET (the bridge flooding it to no one) in the bridge's "
+            "namespace",
         ),
         scoring=(
             "Outages whose start and end line up with a gateway-mac-gone or gateway-mac-port "
@@ -169,6 +172,10 @@ _ALL = (
             "docs/report.md); otherwise the onset-timing test of port-left and MAC-change "
             "events. Never named for a bridge whose MAC did not change in the record, nor "
             "when the gateway entry moved to a MAC the bridge never had."
+            " Kernel drops of the failed queries as OTHERHOST / NO_TX_TARGET in the bridge's "
+            "namespace (linked by 5-tuple in two or more outages, or tied to the outages at p < "
+            "0.01) raise the confidence and name it without the state, never for a bridge whose "
+            "MAC did not change."
         ),
         explanation=(
             "The bridge's MAC follows its ports. Each outage began when the port whose MAC the "
@@ -290,10 +297,14 @@ _ALL = (
             "state: no NAT rule covers the target's subnet (nat-missing), from the start to "
             "the end of an outage",
             "timing: outages begin right after the NAT rules change",
+            "drop: none of the failed queries is dropped on this host (they leave untranslated; "
+            "the answers are lost beyond it)",
         ),
         scoring=(
             "Outages aligned with nat-missing intervals; otherwise the onset-timing test of "
             "NAT rule changes."
+            " With kernel drops recorded, none of the failed queries dropped on this host is "
+            "evidence for it; half or more dropped here is against it."
         ),
         explanation=(
             "The outages began when the masquerade rule for the subnet disappeared and ended "
@@ -344,10 +355,15 @@ _ALL = (
             "state: a forward chain with a drop policy lets nothing of the bridge through "
             "(forward-blocked), from the start to the end of an outage",
             "timing: outages begin right after firewall changes that do not touch NAT",
+            "drop: the failed queries dropped as NETFILTER_DROP (nft_do_chain, nf_hook_slow) in "
+            "the namespace that forwards them",
         ),
         scoring=(
             "Outages aligned with forward-blocked intervals; otherwise the onset-timing test "
             "of firewall changes."
+            " Kernel drops of the failed queries as NETFILTER_DROP outside the targets' own "
+            "namespaces (linked by 5-tuple in two or more outages, or tied to the outages at p "
+            "< 0.01) raise the confidence, and name it when no state was recorded."
         ),
         explanation=(
             "The outages lasted exactly as long as the forward hook dropped the bridge's traffic."
@@ -583,6 +599,7 @@ _ALL = (
             "counter: snmp.Udp.RcvbufErrors (and Udp InErrors) rises in the resolver's namespace "
             "during the outages",
             "pattern: every client of that resolver fails, the host control too when it asks it",
+            "drop: queries dropped as SOCKET_RCVBUFF (udp_queue_rcv_one_skb) during the outages",
         ),
         scoring=(
             "Two tests of snmp.Udp.RcvbufErrors against the outages, the smaller p doubled: the "
@@ -592,6 +609,9 @@ _ALL = (
             "least three, twice as likely), on the grid of the host's one-second counter "
             "samples. Named at p < 0.01; the evidence says in which namespace it rose and how "
             "many datagrams were dropped."
+            " Kernel drops as SOCKET_RCVBUFF (failed queries linked by 5-tuple in two or more "
+            "outages, or tied to the outages at p < 0.01) raise the confidence and name it "
+            "without the counter."
         ),
         explanation=(
             "While the outages lasted, the kernel dropped UDP datagrams because a socket's "
@@ -756,12 +776,16 @@ _ALL = (
             "event: a target's gateway entry deleted at the outage's start and made again at "
             "its end",
             "fact: neighbour entries near gc_thresh3 (doctor)",
+            "drop: packets dropped as NEIGH_CREATEFAIL or NEIGH_QUEUEFULL during the outages",
         ),
         scoring=(
             "Named when arp.table_fulls or arp.unresolved_discards rose in two or more "
             "independent outages at p < 0.01 (outages with rises, or rises during outages; the "
             "better test, Bonferroni-corrected). Upstream is then not named for the host "
             "control's failures (its next hop needs an entry too)."
+            " Kernel drops as NEIGH_CREATEFAIL / NEIGH_QUEUEFULL (failed probes linked by "
+            "5-tuple in two or more outages, or tied to the outages at p < 0.01) raise the "
+            "confidence and name it without the counters."
         ),
         explanation=(
             "Neighbour entries could not be created because the table was full: the kernel "
@@ -805,6 +829,7 @@ _ALL = (
             "what it cannot forward)",
             "fact: a link of the host namespace has a smaller MTU than the others",
             "fact: a bridge or veth MTU larger than the uplink's",
+            "drop: the large answers dropped as PKT_TOO_BIG (ip_forward) on this host",
         ),
         scoring=(
             "Named when, for some target, a DNS probe offering an EDNS buffer above 512 bytes "
@@ -813,7 +838,8 @@ _ALL = (
             "Fisher's exact test gives p < 0.01 that failures did not depend on the probe. "
             "Confidence from that p, at most medium unless the host saw the narrow hop: the "
             "host control got the same large answers, snmp.Icmp.OutDestUnreachs rose in the "
-            "host namespace, or a host link has a smaller MTU than the others. It needs a "
+            "host namespace, the kernel dropped the answers as PKT_TOO_BIG, or a host link has "
+            "a smaller MTU than the others. It needs a "
             "large-answer probe beside a small one, e.g. --probe dns:SERVER/NAME/TXT/edns=4096."
         ),
         explanation=(
@@ -858,6 +884,7 @@ _ALL = (
             "fact: rp_filter=1 in effect (the higher of all and the interface's own) on an "
             "interface of the host namespace",
             "fact: rp_filter=1 on an interface with asymmetric routes",
+            "drop: the failed queries' answers dropped as IP_RPFILTER (ip_rcv_finish_core)",
         ),
         scoring=(
             "Two tests of IPReversePathFilter against the outages: how many independent outages "
@@ -868,6 +895,9 @@ _ALL = (
             "confidence) when every stretch of rises, at least two, came during an outage and "
             "at least half the outages came with a rise. The recorded rp_filter values are "
             "evidence and name the interface of the fix."
+            " Kernel drops as IP_RPFILTER (answers linked to the failed queries by their "
+            "reversed 5-tuple in two or more outages, or tied to the outages at p < 0.01) raise "
+            "the confidence and name it without the counter."
         ),
         explanation=(
             "Replies arrived on an interface other than the one the route back to their source "
@@ -908,6 +938,8 @@ _ALL = (
             "fact: that nameserver is a loopback address, or not one the host control reached",
             "outcome: refused at once (nothing listens there), unreachable (no route) or timeouts",
             "fact: the namespaces' resolv.conf names a loopback address",
+            "drop: the queries dropped as NO_SOCKET (nothing listens on that port) in the "
+            "namespace",
         ),
         scoring=(
             "Named when a namespace's DNS probes to a nameserver of its resolv.conf (as watch "

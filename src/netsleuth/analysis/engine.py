@@ -20,6 +20,7 @@ from netsleuth.analysis.correlate import (
     correlate,
 )
 from netsleuth.analysis.counters import counter_evidence
+from netsleuth.analysis.drops import drop_record
 from netsleuth.analysis.episodes import Episode, find_episodes, target_index
 from netsleuth.analysis.evidence import SeriesStats
 from netsleuth.analysis.result import (
@@ -32,7 +33,7 @@ from netsleuth.analysis.result import (
 from netsleuth.analysis.scoring import FAMILIES, Evidence, score_all, verdict_of
 from netsleuth.analysis.states import align, state_intervals
 from netsleuth.drops.outages import DropIndex
-from netsleuth.model import Bridge, EventKind, InvariantDetail, NetEvent, Outcome
+from netsleuth.model import Bridge, EventKind, InvariantDetail, NetEvent, Outcome, ProbeResult
 from netsleuth.store import ProbeColumns, Series, Store
 
 __all__ = ["LOOKBACK_NS", "TIMELINE_BINS", "analyze", "analyze_data"]
@@ -66,6 +67,7 @@ def analyze(
         facts,
         source=str(store.path),
         runs=run_ids,
+        sourced=store.sourced_failures(runs, since_ns, until_ns),
     )
 
 
@@ -104,6 +106,26 @@ def _bridge_states(
             )
         )
     return states
+
+
+def _bridge_ports(
+    facts: Iterable[dict[str, Any]], events: Sequence[NetEvent]
+) -> dict[tuple[str, str], str]:
+    """(namespace, device) -> bridge, for every bridge recorded and every port
+    it had in the record (from its facts and the port events)."""
+    out: dict[tuple[str, str], str] = {}
+    for f in facts:
+        if f.get("kind") == "bridge" and isinstance(f.get("data"), dict):
+            name, ns = str(f["subject"]), str(f.get("netns", "host"))
+            out[(ns, name)] = name
+            for port in f["data"].get("ports") or ():
+                out[(ns, str(port))] = name
+    for ev in events:
+        if ev.kind in (EventKind.PORT_JOINED, EventKind.PORT_LEFT) and ev.subject:
+            out.setdefault((ev.netns, ev.subject), ev.subject)
+            if ev.ifname:
+                out[(ev.netns, ev.ifname)] = ev.subject
+    return out
 
 
 def _control(facts: Iterable[dict[str, Any]], targets: Sequence[str]) -> str | None:
@@ -268,8 +290,10 @@ def analyze_data(
     *,
     source: str = "",
     runs: Sequence[int] = (),
+    sourced: Sequence[ProbeResult] = (),
 ) -> Analysis:
-    """The whole analysis on plain data (no I/O)."""
+    """The whole analysis on plain data (no I/O). ``sourced``: the failed
+    attempts that recorded their source, to link kernel drops to."""
     all_targets, all_tidx = target_index(cols, series)
     gone_mask = cols.gone
     gone_times = {
@@ -366,6 +390,9 @@ def analyze_data(
         rp_filter=_netconf(facts, "rp_filter"),
         mtu=_netconf(facts, "mtu"),
         span_ns=span,
+        drops=drop_record(
+            events, episodes, span, failed=sourced, ports=_bridge_ports(facts, events)
+        ),
     )
     causes = score_all(evidence)
     verdict = verdict_of(causes, evidence)
@@ -404,4 +431,5 @@ def analyze_data(
         states=tuple(states.values()),
         control=control,
         counters=tuple(evidence.counters.values()),
+        drops=tuple(evidence.drops.reasons.values()),
     )

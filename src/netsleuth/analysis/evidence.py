@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from netsleuth.analysis.correlate import Correlation
 from netsleuth.analysis.counters import CounterEvidence
+from netsleuth.analysis.drops import DropRecord
 from netsleuth.analysis.result import BridgeState, EpisodeDetail, TargetStats
 from netsleuth.analysis.states import StateEvidence
 from netsleuth.causes import CAUSES
@@ -70,6 +71,9 @@ class Evidence:
     """Host namespace: each interface's MTU, as recorded."""
     span_ns: int = 0
     """From the first probe attempt to the last (what the counters were weighed over)."""
+    drops: DropRecord = field(default_factory=DropRecord)
+    """Kernel drops by reason and place, against the outages and the failed
+    probes they were the packets of (:mod:`netsleuth.analysis.drops`)."""
 
 
 @dataclass(frozen=True, slots=True)

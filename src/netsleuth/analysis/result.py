@@ -11,6 +11,7 @@ from netsleuth.drops.outages import DropCount
 
 if TYPE_CHECKING:
     from netsleuth.analysis.counters import CounterEvidence
+    from netsleuth.analysis.drops import DropEvidence
     from netsleuth.analysis.scoring import CauseScore
     from netsleuth.analysis.states import StateEvidence
 
@@ -121,3 +122,5 @@ class Analysis:
     """The target that probed from the namespace holding the bridges."""
     counters: tuple[CounterEvidence, ...] = ()
     """Every kernel counter family that rose, against the outages."""
+    drops: tuple[DropEvidence, ...] = ()
+    """Every kernel drop reason recorded, against the outages and the failed probes."""

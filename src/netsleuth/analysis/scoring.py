@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from netsleuth.analysis.correlate import ALPHA, Correlation
+from netsleuth.analysis.drops import BRIDGE_REASONS, DropEvidence, DropPlace
 from netsleuth.analysis.evidence import (
     CONFIDENCE_RANK,
     CauseScore,
@@ -34,6 +35,7 @@ from netsleuth.analysis.evidence import (
     confidence_label,
 )
 from netsleuth.analysis.result import EpisodeDetail, Verdict
+from netsleuth.analysis.scorers import drop_lines, drop_strength, failures_word, with_drops
 from netsleuth.analysis.scorers.kernel import SCORERS as KERNEL_SCORERS
 from netsleuth.analysis.scorers.load import SCORERS as LOAD_SCORERS
 from netsleuth.analysis.scorers.paths import SCORERS as PATH_SCORERS
@@ -235,6 +237,8 @@ def score_bridge_mac_flap(ev: Evidence) -> CauseScore:
         kinds.append(str(EventKind.INVARIANT_VIOLATED))
     timing = [c for c in ev.correlations if c.kind in kinds and c.bridge and _strong(c)]
     bridge = state.bridge if state.named else (timing[0].bridge if timing else state.bridge)
+    bridge, drops = _flap_drops(ev, bridge)
+    lines = drop_lines(drops, failures_word(ev)) if drops else []
     br = by_name.get(bridge or "")
     against = list(state.evidence_against)
     if bridge and (br is None or br.mac_changes == 0):
@@ -244,7 +248,7 @@ def score_bridge_mac_flap(ev: Evidence) -> CauseScore:
             "none",
             state.p_value,
             bridge=bridge,
-            evidence_for=state.evidence_for,
+            evidence_for=(*state.evidence_for, *lines),
             evidence_against=(f"the MAC of bridge {bridge} never changed in the record", *against),
         )
     pro = list(state.evidence_for)
@@ -253,7 +257,9 @@ def score_bridge_mac_flap(ev: Evidence) -> CauseScore:
         (c for c in timing if c.bridge == bridge), key=lambda c: (kinds.index(c.kind), c.p_adjusted)
     )
     pro += [correlation_sentence(c) for c in related]
-    if not state.named and not related:
+    pro += lines
+    strong, drop_confidence = drop_strength(drops) if drops else (False, "none")
+    if not state.named and not related and not strong:
         if not timing:
             against.append("no outage onset is tied to ports leaving or the bridge MAC changing")
         return CauseScore(
@@ -286,6 +292,8 @@ def score_bridge_mac_flap(ev: Evidence) -> CauseScore:
         best = min(p_values)
         confidence = better(confidence, confidence_label(best))
         p = best if p is None else min(p, best)
+    if strong:
+        confidence = better(confidence, drop_confidence)
     return CauseScore(
         "bridge-mac-flap",
         True,
@@ -295,6 +303,27 @@ def score_bridge_mac_flap(ev: Evidence) -> CauseScore:
         evidence_for=tuple(pro),
         evidence_against=tuple(against),
     )
+
+
+def _flap_drops(ev: Evidence, bridge: str | None) -> tuple[str | None, DropEvidence | None]:
+    """The drops of a stale gateway MAC (OTHERHOST: a frame for a MAC the
+    device does not have; NO_TX_TARGET: the bridge flooding it to no one) in
+    the namespace of ``bridge``, on it, its ports or anything else there (a
+    frame the bridge sent out of a port arrives on the port's peer). Without
+    a bridge from the other evidence, the bridge on which (or on whose ports)
+    most of them were dropped."""
+    rec = ev.drops
+    if bridge is None:
+        on = rec.select(BRIDGE_REASONS, lambda p: bool(p.bridge))
+        if on is None:
+            return None, None
+        totals: Counter[str] = Counter()
+        for place in on.places:
+            totals[place.bridge] += place.drops
+        bridge = totals.most_common(1)[0][0]
+    ns = rec.bridges.get(bridge)
+    found = rec.select(BRIDGE_REASONS, lambda p: p.bridge == bridge or p.netns == ns)
+    return bridge, found
 
 
 def _stale_sentence(episodes: Sequence[EpisodeDetail]) -> list[str]:
@@ -357,16 +386,82 @@ def _subnet_fields(ev: Evidence, cause_id: str) -> dict[str, str]:
 
 
 def score_nat_missing(ev: Evidence) -> CauseScore:
-    return _with_timing(
+    """The nat-missing state, or NAT rule changes. A query without NAT leaves
+    the host and is lost beyond it, so no kernel drop on this host matches it;
+    failed queries that were dropped here go against it."""
+    score = _with_timing(
         _state_score("nat-missing", ev, _subnet_fields(ev, "nat-missing")), ev, nat=True
     )
+    return _left_the_host(score, ev)
+
+
+MIN_SOURCED = 3
+"""Failed probes with a recorded source needed before drops (or none) say anything."""
+
+
+def _left_the_host(score: CauseScore, ev: Evidence, *, demote: bool = False) -> CauseScore:
+    """A cause whose packets die beyond this host: the failed probes' packets
+    dropped on it (half of them or more) go against it (``demote``: it is not
+    named then); none dropped, with drops recorded with headers, is for it
+    once it is named."""
+    rec, what = ev.drops, failures_word(ev)
+    if rec.mechanism != "bpftrace" or rec.linkable < MIN_SOURCED:
+        return score
+    if rec.linked == 0:
+        if not score.named:
+            return score
+        line = (
+            f"kernel drops were recorded, and none of the {rec.linkable} {what} sent meanwhile "
+            "was dropped in a watched namespace: they left this host"
+        )
+        return replace(score, evidence_for=(*score.evidence_for, line))
+    if 2 * rec.linked < rec.linkable:
+        return score
+    top = rec.linked_elsewhere(())[0]
+    line = (
+        f"{rec.linked} of {rec.linkable} {what} were dropped on this host (most as "
+        f"{top.text}): they did not leave it"
+    )
+    if demote and score.named:
+        return replace(
+            score, named=False, confidence="none", evidence_against=(line, *score.evidence_against)
+        )
+    return replace(score, evidence_against=(*score.evidence_against, line))
+
+
+FIREWALL_DROPS = ("NETFILTER_DROP",)
+"""The reason of a packet a netfilter rule or chain policy dropped."""
+
+
+def _forwarding(ev: Evidence) -> Callable[[DropPlace], bool]:
+    """Drops in a namespace that forwards the targets' traffic: any but a
+    target's own (the host control's is the host's)."""
+    own = {t.target for t in ev.targets if t.target != ev.control}
+    return lambda p: p.netns not in own
+
+
+def _drop_fields(
+    ev: Evidence, reasons: Sequence[str], keep: Callable[[DropPlace], bool]
+) -> dict[str, str]:
+    """The bridge (and, as far as drops tell, the subnet) of the texts, from the drops."""
+    de = ev.drops.select(reasons, keep)
+    bridges = [p.bridge for p in de.places if p.bridge] if de else []
+    if not bridges:
+        return {"subnet": "the namespaces' traffic"}
+    return {"bridge": bridges[0], "subnet": f"the subnet of {bridges[0]}"}
 
 
 def score_forward_blocked(ev: Evidence) -> CauseScore:
+    """The forward-blocked state (or, beside it, firewall changes); and the
+    kernel's NETFILTER_DROP of the targets' packets outside their own
+    namespaces, which names the cause by itself when no state was recorded."""
     score = _state_score("forward-blocked", ev, _subnet_fields(ev, "forward-blocked"))
+    keep = _forwarding(ev)
+    fields = _drop_fields(ev, FIREWALL_DROPS, keep)
     if "forward-blocked" not in ev.states:
-        return score  # a firewall change alone is read as the NAT rule's (nat-missing)
-    return _with_timing(score, ev, nat=False)
+        # a firewall change alone is read as the NAT rule's (nat-missing); a drop is not
+        return with_drops(score, ev, FIREWALL_DROPS, keep, fields=fields)
+    return with_drops(_with_timing(score, ev, nat=False), ev, FIREWALL_DROPS, keep, fields=fields)
 
 
 def score_gateway_arp_conflict(ev: Evidence) -> CauseScore:
@@ -450,7 +545,8 @@ def score_upstream(ev: Evidence) -> CauseScore:
             cause_id, False, "none", None, evidence_for=tuple(pro), evidence_against=(reason,)
         )
     confidence = "medium" if len(loose) >= 5 else "low"
-    return CauseScore(cause_id, True, confidence, None, evidence_for=tuple(pro))
+    score = CauseScore(cause_id, True, confidence, None, evidence_for=tuple(pro))
+    return _left_the_host(score, ev, demote=True)
 
 
 SCORERS: dict[str, Callable[[Evidence], CauseScore]] = {

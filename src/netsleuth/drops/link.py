@@ -8,6 +8,9 @@ seen between the probe's sending and its timeout (plus slack), was that
 probe's query (or one of a TCP probe's SYNs). The tuple is the one the probe
 sent: a drop behind source NAT carries the translated source and is not
 linked (nor are drops recorded without headers, by the ftrace fallback).
+A drop of the reversed tuple in that time is the probe's answer (dropped on
+its way back, e.g. by strict reverse-path filtering once the reply was
+translated back to the probe's address): it is linked too.
 """
 
 from __future__ import annotations
@@ -70,8 +73,9 @@ def link_drops(
     slack_ns: int = 500_000_000,
 ) -> list[ProbeDrops]:
     """Every failed probe that recorded its source, with the drops of its
-    5-tuple seen from 1 ms before it was sent to ``timeout_ns`` +
-    ``slack_ns`` after (times on CLOCK_MONOTONIC, as both were recorded)."""
+    5-tuple (or of its answer's, the reversed one) seen from 1 ms before it
+    was sent to ``timeout_ns`` + ``slack_ns`` after (times on CLOCK_MONOTONIC,
+    as both were recorded)."""
     by_tuple: dict[Tuple5, list[tuple[int, int, NetEvent]]] = defaultdict(list)
     for i, ev in enumerate(events):
         if ev.kind is EventKind.DROP and isinstance(ev.detail, DropDetail):
@@ -88,6 +92,9 @@ def link_drops(
         if key is None:
             continue
         rows = by_tuple.get(key, [])
+        answers = by_tuple.get((key[0], key[3], key[4], key[1], key[2]))
+        if answers:  # the answer's drops, on its way back
+            rows = sorted([*rows, *answers], key=lambda r: (r[0], r[1]))
         lo = bisect.bisect_left(rows, probe.mono_ns - 1_000_000, key=lambda r: r[0])
         hi = bisect.bisect_right(rows, probe.mono_ns + timeout_ns + slack_ns, key=lambda r: r[0])
         out.append(ProbeDrops(probe, key, tuple(r[2] for r in rows[lo:hi])))

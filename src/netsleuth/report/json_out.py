@@ -172,6 +172,7 @@ def to_json(analysis: Analysis, *, max_episodes: int = MAX_EPISODES) -> dict[str
         "causes": [_cause(c) for c in a.causes],
         "states": [_state(se) for se in a.states],
         "counters": [ce.to_json() for ce in a.counters],
+        "drops": [de.to_json() for de in a.drops],
         "control": a.control,
         "localisation": a.localisation,
         "notes": list(a.notes),

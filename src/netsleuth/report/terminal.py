@@ -75,6 +75,9 @@ def render_terminal(analysis: Analysis, console: Console) -> None:
             )
         parts.append(corr)
 
+    if a.drops:
+        parts.append(_drops_table(a))
+
     if a.episodes:
         eps = Table(title="Outage episodes", title_justify="left")
         with_drops = any(d.drops for d in a.episodes)
@@ -98,3 +101,28 @@ def render_terminal(analysis: Analysis, console: Console) -> None:
     for note in a.notes:
         parts.append(Text(f"• {note}"))
     console.print(Group(*parts))
+
+
+def _drops_table(a: Analysis) -> Table:
+    """Kernel drops by reason: how many, during outages, the failed probes
+    they were the packets of, the test of chance, and where (most first)."""
+    table = Table(
+        title="Kernel drops by reason (against the outages and the failed probes)",
+        title_justify="left",
+    )
+    for col in ("reason", "drops", "in outages", "outages met", "failed probes", "p", "where"):
+        table.add_column(col, justify="left" if col in ("reason", "where") else "right")
+    for de in a.drops[:MAX_ROWS]:
+        top = de.top
+        where = top.where[3:] + (f" (+{len(de.places) - 1} more)" if len(de.places) > 1 else "")
+        table.add_row(
+            de.reason,
+            str(de.total),
+            str(de.in_outages),
+            f"{de.counter.met}/{de.counter.outages}",
+            f"{de.linked}/{de.linkable}" if de.linkable else "-",
+            format_p(de.p_value),
+            where,
+            style="bold" if de.linked else None,
+        )
+    return table

@@ -324,6 +324,28 @@ class Store(Closing):
         ).fetchall()
         return [ProbeResult(r[0], r[1], r[2], r[3], r[4], Outcome(r[5]), r[6], r[7]) for r in rows]
 
+    def sourced_failures(
+        self,
+        runs: Sequence[int] | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+    ) -> list[ProbeResult]:
+        """The failed probe attempts that recorded where they sent from (their
+        answer is ``from ADDR:PORT``: a DNS or TCP probe that timed out), for
+        linking kernel drops to them (:mod:`netsleuth.drops.link`)."""
+        where, params = self._where(runs, since_ns, until_ns)
+        where = where.replace("run", "p.run").replace("wall_ns", "p.wall_ns")
+        ok = (int(Outcome.OK), int(Outcome.NXDOMAIN), int(Outcome.TARGET_GONE))
+        rows = self._conn.execute(
+            "SELECT p.wall_ns, p.mono_ns, s.target, s.probe, s.server, p.outcome,"
+            " p.latency_ns, a.text FROM probes p"
+            " JOIN series s ON s.id = p.series JOIN answers a ON a.id = p.answer"
+            f"{where}{' AND' if where else ' WHERE'} p.outcome NOT IN (?, ?, ?)"
+            " AND a.text LIKE 'from %' ORDER BY p.wall_ns",
+            [*params, *ok],
+        ).fetchall()
+        return [ProbeResult(r[0], r[1], r[2], r[3], r[4], Outcome(r[5]), r[6], r[7]) for r in rows]
+
     def events(
         self,
         runs: Sequence[int] | None = None,

@@ -42,7 +42,7 @@ from dataclasses import replace
 from netsleuth.analysis.correlate import ALPHA
 from netsleuth.analysis.counters import CounterEvidence, rises_in_outages
 from netsleuth.analysis.evidence import CauseScore, Evidence, confidence_label
-from netsleuth.analysis.scorers import MIN_MET, counter_score, rose
+from netsleuth.analysis.scorers import MIN_MET, counter_score, rose, with_drops
 from netsleuth.analysis.stats import p_phrase
 
 __all__ = [
@@ -62,6 +62,9 @@ __all__ = [
 CT_RACE = ("ct.insert_failed",)
 CT_FULL = ("ct.drop", "ct.early_drop")
 NEIGH_FULL = ("arp.table_fulls", "arp.unresolved_discards")
+NEIGH_DROPS = ("NEIGH_CREATEFAIL", "NEIGH_QUEUEFULL")
+"""Drop reasons of a full table: no entry could be made, or the queue of an
+unresolved one overflowed."""
 
 FULL = 0.9
 """``ct.count / ct.max`` beside the drops from which the table counts as full."""
@@ -71,6 +74,7 @@ MIN_SINGLE_OUTAGES = 5
 
 SINGLE_SHARE = 0.8
 """Share of those outages that must be a single lost query."""
+
 
 def _pct(x: float) -> str:
     return f"{100 * x:.0f} %"
@@ -229,7 +233,8 @@ def score_neighbour_table_full(ev: Evidence) -> CauseScore:
     ]
     if entries:
         extra.append(f"the table held up to {max(entries)} entries beside the rises")
-    return drop_score("neighbour-table-full", ev, NEIGH_FULL, extra_for=extra)
+    score = drop_score("neighbour-table-full", ev, NEIGH_FULL, extra_for=extra)
+    return with_drops(score, ev, NEIGH_DROPS)
 
 
 SCORERS: dict[str, Callable[[Evidence], CauseScore]] = {

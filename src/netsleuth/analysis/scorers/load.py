@@ -41,7 +41,7 @@ from netsleuth.analysis.correlate import ALPHA
 from netsleuth.analysis.counters import CounterEvidence, CounterRise
 from netsleuth.analysis.episodes import Episode
 from netsleuth.analysis.evidence import CauseScore, Evidence, confidence_label
-from netsleuth.analysis.scorers import counter_score, rose
+from netsleuth.analysis.scorers import counter_score, rose, with_drops
 from netsleuth.analysis.stats import p_phrase
 
 __all__ = [
@@ -440,7 +440,18 @@ def score_upstream_rate_limit(ev: Evidence) -> CauseScore:
     )
 
 
+RCVBUF_DROPS = ("SOCKET_RCVBUFF",)
+"""The drop reason of a datagram a full socket receive buffer refused."""
+
+
 def score_resolver_overload(ev: Evidence) -> CauseScore:
+    """The counter tests (:func:`_rcvbuf_score`) with the kernel's
+    SOCKET_RCVBUFF drops as evidence; those name the cause by themselves
+    when the counter was not recorded."""
+    return with_drops(_rcvbuf_score(ev), ev, RCVBUF_DROPS)
+
+
+def _rcvbuf_score(ev: Evidence) -> CauseScore:
     """The counter rule on ``Udp RcvbufErrors``; where the host's load samples
     give a grid of seconds, also Fisher's exact test of the seconds in which
     it rose against outage onsets (the counter rule alone needs a long record:

@@ -23,6 +23,7 @@ from scipy.stats import fisher_exact
 
 from netsleuth.analysis.correlate import ALPHA
 from netsleuth.analysis.counters import rises_in_outages
+from netsleuth.analysis.drops import DropPlace
 from netsleuth.analysis.evidence import (
     CONFIDENCE_RANK,
     CauseScore,
@@ -30,7 +31,13 @@ from netsleuth.analysis.evidence import (
     SeriesStats,
     confidence_label,
 )
-from netsleuth.analysis.scorers import MIN_MET, counter_score
+from netsleuth.analysis.scorers import (
+    MIN_MET,
+    counter_score,
+    drop_lines,
+    failures_word,
+    with_drops,
+)
 from netsleuth.analysis.stats import p_phrase
 from netsleuth.errors import InvalidArgument
 from netsleuth.probes.spec import ProbeSpec, parse_probe
@@ -75,7 +82,19 @@ def _strict_links(rp_filter: dict[str, int] | None) -> tuple[list[str], list[str
     return strict, own
 
 
+RP_DROPS = ("IP_RPFILTER",)
+"""The drop reason of a packet reverse-path filtering refused."""
+
+
 def score_rp_filter(ev: Evidence) -> CauseScore:
+    """The counter tests (:func:`_rp_counter_score`) with the kernel's
+    IP_RPFILTER drops as evidence; those name the cause by themselves when
+    the counter was not recorded."""
+    score = _rp_counter_score(ev)
+    return with_drops(score, ev, RP_DROPS, fields=score.fields)
+
+
+def _rp_counter_score(ev: Evidence) -> CauseScore:
     strict, own = _strict_links(dict(ev.rp_filter))
     extra = []
     if strict:
@@ -264,6 +283,10 @@ def score_mtu_blackhole(ev: Evidence) -> CauseScore:
             "could not forward with ICMP destination-unreachable ('fragmentation needed' is "
             "one), which never made the sender send smaller ones"
         )
+    too_big = ev.drops.select(("PKT_TOO_BIG",))
+    if too_big is not None and (too_big.linked or too_big.counter.met):
+        # the kernel dropped what it could not forward through the narrow hop
+        support.extend(drop_lines(too_big, failures_word(ev)))
     narrow = _narrow_links(dict(ev.mtu))
     if narrow:
         links = ", ".join(f"{n} {ev.mtu[n]}" for n in narrow[:3])
@@ -366,6 +389,7 @@ def score_resolver_unreachable(ev: Evidence) -> CauseScore:
             f"{NOPORTS_COUNTER} rose by {refused} in {', '.join(sorted(targets)[:3])}: the "
             "queries reached a port nothing listens on in the namespace itself"
         )
+    pro.extend(_no_socket(ev, [s for s, _ in found]))
     if best_control is not None and reached:
         c = best_control
         pro.append(
@@ -388,6 +412,27 @@ def score_resolver_unreachable(ev: Evidence) -> CauseScore:
         evidence_for=tuple(pro),
         fields={"target": ", ".join(sorted(targets))},
     )
+
+
+def _no_socket(ev: Evidence, streams: list[SeriesStats]) -> list[str]:
+    """The kernel's NO_SOCKET drops of queries to a failing stream's server,
+    in its namespace or the host's: nothing listened on that port there."""
+    out = []
+    for s in streams:
+        spec = _dns(s)
+        port = (spec.port if spec else None) or 53
+        to, where = f"{s.server}:{port}", (s.target, "host")
+
+        def there(p: DropPlace, to: str = to, where: tuple[str, str] = where) -> bool:
+            return p.to == to and p.netns in where
+
+        de = ev.drops.select(("NO_SOCKET",), there)
+        if de is not None:
+            out.append(
+                f"the kernel dropped {de.total} packets to {s.server}:{port} as NO_SOCKET "
+                f"{de.top.where}: nothing listens on that port there"
+            )
+    return out[:3]
 
 
 SCORERS: dict[str, Callable[[Evidence], CauseScore]] = {
