@@ -28,6 +28,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _tracing_unchanged() -> Iterator[None]:
+    """Every test leaves the machine's tracing as it found it: the top-level
+    settings and other tools' instances unchanged, no instance of netsleuth's
+    left behind (watch, lab and capture start the drop source)."""
+    from netsleuth.drops import tracefs
+
+    where = tracefs.find_tracefs(mount=False)
+    if where is None:
+        yield
+        return
+
+    def ours() -> set[str]:
+        return {p.name for p in (where / "instances").glob(f"{tracefs.INSTANCE_PREFIX}*")}
+
+    before, mine = tracefs.global_state(where), ours()
+    yield
+    assert tracefs.global_state(where) == before, "the test changed the global tracing state"
+    assert ours() <= mine, f"tracing instances left behind: {sorted(ours() - mine)}"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_stale_test_namespaces() -> None:
     """A crashed earlier test run may have left namespaces behind."""

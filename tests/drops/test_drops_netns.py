@@ -244,7 +244,6 @@ def _run_killed(mechanism: str, ready: Callable[[int], bool]) -> int:
     return proc.pid
 
 
-@pytest.mark.usefixtures("tracing_unchanged")
 def test_after_sigkill_the_next_start_removes_the_instance() -> None:
     where = tracefs.find_tracefs()
     assert where is not None
@@ -260,7 +259,6 @@ def test_after_sigkill_the_next_start_removes_the_instance() -> None:
         src.stop()
 
 
-@pytest.mark.usefixtures("tracing_unchanged")
 def test_after_sigkill_no_bpftrace_of_it_runs_on() -> None:
     def bpftrace_of(pid: int) -> Owner | None:
         state = tracefs.RunState.load(tracefs.STATE_DIR / f"{pid}.json")
@@ -315,7 +313,7 @@ def test_the_next_start_ends_a_stale_bpftrace_of_a_dead_owner(tmp_path: Path) ->
             tracer.wait()
 
 
-def test_drops_cli_json_summary(topo: Topo, tracing_unchanged: None) -> None:
+def test_drops_cli_json_summary(topo: Topo) -> None:
     proc = subprocess.Popen(
         [
             sys.executable,
