@@ -99,6 +99,6 @@ def test_upstream_loss_is_not_blamed_on_the_bridge(
 ) -> None:
     analysis, _ = lab_stores["upstream-loss"]
     assert analysis.failed > 0
-    assert analysis.verdict.cause != "bridge-mac-flap", analysis.verdict
+    assert analysis.verdict.cause == "upstream-dns", analysis.verdict
     assert analysis.verdict.bridge is None
     assert not any(c.significant and c.bridge for c in analysis.correlations)
