@@ -21,8 +21,9 @@ at ``r``, and an interval ``[a, b]`` of X's state in a record of length ``T``:
 - its start lines up when ``-tol <= s - a <= w`` (``w`` two probe intervals
   plus the time-stamp tolerance ``tol``): by chance with probability at most
   ``(w + tol) / T``;
-- its end lines up when ``b`` falls between ``e - tol`` and ``r + tol``: given
-  the start, by chance at most ``u / (T_end - a)`` with ``u = r - e + 2 tol``
+- its end lines up when ``b`` falls between ``e - tol`` and ``r + w`` (a state's
+  end is stamped when it is seen, which can lag the change as its start can):
+  given the start, by chance at most ``u / (T_end - a)`` with ``u = r - e + tol + w``
   (the end must fall somewhere after the start, within the record).
 
 Summed over the intervals of X's state, that is the chance ``q`` that one
@@ -174,7 +175,7 @@ def chance_of_alignment(
             q += p_start if episode.recovered_ns is None else 0.0
             continue
         recovered = episode.recovered_ns if episode.recovered_ns is not None else t1
-        u = recovered - episode.end_ns + 2 * tol
+        u = recovered - episode.end_ns + tol + window_ns
         q += p_start * min(1.0, u / max(u, t1 - iv.start_ns))
     return min(1.0, q)
 
@@ -195,7 +196,9 @@ def _lines_up(
             return None
         return Alignment(ep, iv, ds / 1e6, None)
     bound = ep.recovered_ns if ep.recovered_ns is not None else target_end_ns + 2 * window_ns
-    if not ep.end_ns - tol <= iv.end_ns <= bound + tol:
+    # the state's end is stamped when it was seen, which can lag the change
+    # (a busy host, a monitor's pipe) as its start can: allow the same window
+    if not ep.end_ns - tol <= iv.end_ns <= bound + window_ns:
         return None
     return Alignment(ep, iv, ds / 1e6, (iv.end_ns - ep.end_ns) / 1e6)
 

@@ -43,6 +43,7 @@ __all__ = [
     "LAB_STATE_DIR",
     "LabConfig",
     "LabTopology",
+    "add_bridge_peer",
     "build_lab",
     "check_requirements",
     "clean_labs",
@@ -371,6 +372,31 @@ def _build_namespaces(topo: LabTopology, seed: int | None) -> None:
     upstream.run(lambda: _eth0_up(UPLINK_UP_ADDR, UPLINK_PREFIX))
     for name, addr in topo.container_addrs.items():
         containers[name].run(functools.partial(_eth0_up, addr, BRIDGE_PREFIX, BRIDGE_ADDR))
+
+
+def add_bridge_peer(
+    topo: LabTopology, name: str, port: str, port_mac: str, address: str | None = None
+) -> Namespace:
+    """One more namespace ``name`` (owned, IPv6 off) on the lab bridge: a veth
+    ``port`` (with ``port_mac``, so the bridge's MAC is not moved by a lower
+    one) on the bridge, ``eth0`` inside; with ``address``, eth0 and lo are up,
+    eth0 addressed in the bridge's subnet and routed by the gateway. Removing
+    the namespace (:func:`netsleuth.netns.remove_owned`) takes the port with it."""
+    path = netns.create_owned(name)
+    peer = Namespace.named(name)
+    peer.set_sysctl("net/ipv6/conf/all/disable_ipv6", 1)
+    peer.set_sysctl("net/ipv6/conf/default/disable_ipv6", 1)
+
+    def host_side() -> None:
+        with Links() as links:
+            idx = links.add_veth(port, "eth0", peer_netns=path, mac=port_mac)
+            links.set(idx, master=links.index(topo.bridge), up=True)
+
+    Namespace.named(topo.host_ns).run(host_side)
+    if address is not None:
+        peer.run(_lo_up)
+        peer.run(functools.partial(_eth0_up, address, BRIDGE_PREFIX, topo.gateway))
+    return peer
 
 
 def _lo_up() -> None:

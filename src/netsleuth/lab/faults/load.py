@@ -44,8 +44,8 @@ import dns.rdatatype
 from netsleuth import netns
 from netsleuth.errors import NetsleuthError
 from netsleuth.lab.background import BackgroundLoop
-from netsleuth.lab.topology import LAB_PREFIX, LabTopology, nft_apply
-from netsleuth.netns import Links, Namespace
+from netsleuth.lab.topology import LAB_PREFIX, LabTopology, add_bridge_peer, nft_apply
+from netsleuth.netns import Namespace
 
 __all__ = [
     "FORWARD_COST_S",
@@ -115,15 +115,6 @@ def _builder_address(topo: LabTopology, index: int) -> str:
     return str(net[-2 - index])
 
 
-def _eth0_up(address: str, prefixlen: int, gateway: str) -> None:
-    with Links() as links:
-        links.set(links.index("lo"), up=True)
-        eth = links.index("eth0")
-        links.add_address(eth, address, prefixlen)
-        links.set(eth, up=True)
-        links.add_default_route(gateway)
-
-
 class QueryBursts(BackgroundLoop):
     """A build namespace on the lab bridge that sends DNS bursts to ``server``.
 
@@ -168,20 +159,9 @@ class QueryBursts(BackgroundLoop):
             self._teardown()
 
     def _build(self) -> None:
-        netns.create_owned(self.ns_name)
-        builder = Namespace.named(self.ns_name)
-        builder.set_sysctl("net/ipv6/conf/all/disable_ipv6", 1)
-        builder.set_sysctl("net/ipv6/conf/default/disable_ipv6", 1)
         topo = self.topo
-
-        def host_side() -> None:
-            with Links() as links:
-                idx = links.add_veth(self.port, "eth0", peer_netns=builder.path, mac=BUILDER_MAC)
-                links.set(idx, master=links.index(topo.bridge), up=True)
-
-        Namespace.named(topo.host_ns).run(host_side)
-        prefix = ipaddress.ip_network(topo.subnet).prefixlen
-        builder.run(lambda: _eth0_up(_builder_address(topo, 0), prefix, topo.gateway))
+        address = _builder_address(topo, 0)
+        builder = add_bridge_peer(topo, self.ns_name, self.port, BUILDER_MAC, address)
 
         def sockets() -> list[socket.socket]:
             out = []

@@ -27,8 +27,8 @@ import struct
 
 from netsleuth import netns
 from netsleuth.lab.faults.periodic import PeriodicFault
-from netsleuth.lab.topology import LAB_PREFIX, LabTopology, seeded_mac
-from netsleuth.netns import Links, Namespace
+from netsleuth.lab.topology import LAB_PREFIX, LabTopology, add_bridge_peer, seeded_mac
+from netsleuth.netns import Links
 
 __all__ = ["RogueGateway", "garp_frame", "rogue_name"]
 
@@ -99,16 +99,7 @@ class RogueGateway(PeriodicFault):
             self._remove()
 
     def _build(self) -> None:
-        path = netns.create_owned(self.ns)
-        rogue = Namespace.named(self.ns)
-        rogue.set_sysctl("net/ipv6/conf/all/disable_ipv6", 1)
-        rogue.set_sysctl("net/ipv6/conf/default/disable_ipv6", 1)
-
-        def host_side() -> None:
-            with Links() as links:
-                bridge = links.index(self.topo.bridge)
-                port = links.add_veth("vrogue", "eth0", peer_netns=path, mac=self.port_mac)
-                links.set(port, master=bridge, up=True)
+        rogue = add_bridge_peer(self.topo, self.ns, "vrogue", self.port_mac)
 
         def inside() -> socket.socket:
             with Links() as links:
@@ -118,7 +109,6 @@ class RogueGateway(PeriodicFault):
             sock.bind(("eth0", 0))
             return sock
 
-        Namespace.named(self.topo.host_ns).run(host_side)
         self._sock = rogue.run(inside)
 
     def _remove(self) -> None:
