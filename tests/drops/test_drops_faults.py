@@ -20,10 +20,6 @@ four labs run at once."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +29,7 @@ from netsleuth.analysis.engine import analyze_data
 from netsleuth.drops import availability
 from netsleuth.model import EventKind
 from netsleuth.store import Store
+from netsleuth_testing.labruns import run_faults
 
 pytestmark = pytest.mark.lab
 
@@ -56,40 +53,17 @@ WITHOUT = {
 }
 
 
-def _report(store: Path) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "netsleuth", "report", str(store), "--json"]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out: dict[str, Any] = json.loads(proc.stdout)
-    return out
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict[str, Any], Path]]:
     """fault -> (report --json of its store, the store)."""
     found = availability()
     if found.mechanism != "bpftrace":
         pytest.skip(f"these labs need bpftrace for drop headers: {found.summary}")
-    tmp = tmp_path_factory.mktemp("dropfaults")
-    procs = {}
-    began = time.monotonic()
-    for fault, (args, _, _) in CASES.items():
-        store = tmp / f"{fault}.sqlite"
-        argv = [sys.executable, "-m", "netsleuth", "lab", "run", "--fault", fault, "--seed", "7"]
-        argv += [*args, "--store", str(store), "--json"]
-        with (tmp / f"{fault}.json").open("w") as out, (tmp / f"{fault}.log").open("w") as log:
-            procs[fault] = subprocess.Popen(argv, stdout=out, stderr=log)
-    try:
-        for fault, proc in procs.items():
-            code = proc.wait(timeout=180)
-            assert code == 0, (fault, (tmp / f"{fault}.log").read_text()[-2000:])
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()  # our own child, by PID; its lab is removed by `lab clean`
-                proc.wait(timeout=30)
-    print(f"labs took {time.monotonic() - began:.1f} s")
-    return {fault: (_report(tmp / f"{fault}.sqlite"), tmp / f"{fault}.sqlite") for fault in CASES}
+    done = run_faults(
+        tmp_path_factory.mktemp("dropfaults"),
+        {fault: ["--seed", "7", *args] for fault, (args, _, _) in CASES.items()},
+    )
+    return {fault: (run.report, run.store) for fault, run in done.items()}
 
 
 def _cause(report: dict[str, Any], cause: str) -> dict[str, Any]:

@@ -9,16 +9,13 @@ wall time near that of one.
 
 from __future__ import annotations
 
-import json
-import secrets
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from netsleuth import netns
+from netsleuth_testing.labruns import run_faults
 
 pytestmark = pytest.mark.lab
 
@@ -30,34 +27,12 @@ CAUSES = ("upstream-rate-limit", "resolver-overload")
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict[str, Any], str]]:
     """cause -> (the report's JSON, the lab's run id)."""
-    tmp = tmp_path_factory.mktemp("load")
-    procs: dict[str, tuple[subprocess.Popen[bytes], Path, str]] = {}
-    for cause in CAUSES:
-        run_id = f"t{secrets.token_hex(2)}"
-        store = tmp / f"{cause}.sqlite"
-        argv = [*NETSLEUTH, "lab", "run", "--fault", cause, "--duration", DURATION]
-        argv += ["--store", str(store), "--run-id", run_id, "--json"]
-        log = (tmp / f"{cause}.log").open("wb")
-        procs[cause] = (subprocess.Popen(argv, stdout=log, stderr=log), store, run_id)
-        log.close()
-    out: dict[str, tuple[dict[str, Any], str]] = {}
-    try:
-        for cause, (proc, store, run_id) in procs.items():
-            code = proc.wait(timeout=120)
-            assert code == 0, (cause, (tmp / f"{cause}.log").read_text()[-2000:])
-            report = subprocess.run(
-                [*NETSLEUTH, "report", str(store), "--json"],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            out[cause] = (json.loads(report.stdout), run_id)
-    finally:
-        for proc, _, _ in procs.values():
-            if proc.poll() is None:
-                proc.kill()  # our own child, by PID; the lab cleans its namespaces on exit
-                proc.wait(timeout=30)
-    return out
+    runs = run_faults(
+        tmp_path_factory.mktemp("load"),
+        {cause: ["--duration", DURATION] for cause in CAUSES},
+        timeout=120,
+    )
+    return {cause: (run.report, run.run_id) for cause, run in runs.items()}
 
 
 def cause_entry(report: dict[str, Any], cause: str) -> dict[str, Any]:

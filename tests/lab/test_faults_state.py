@@ -11,10 +11,6 @@ frame) are tested on their own at the end.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +20,7 @@ from netsleuth.events.paths import EgressSeen, TargetPath, egress_state, path_st
 from netsleuth.events.state import LinkInfo, NamespaceState
 from netsleuth.lab.faults.neighbours import garp_frame
 from netsleuth.model import StateKind
+from netsleuth_testing.labruns import run_faults
 
 # fault -> (lab run arguments, what the verdict's evidence says was seen)
 CASES = {
@@ -36,38 +33,14 @@ CASES = {
 }
 
 
-def _report(store: Path) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "netsleuth", "report", str(store), "--json"]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out: dict[str, Any] = json.loads(proc.stdout)
-    return out
-
-
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict[str, Any], Any]]:
     """fault -> (report --json of its store, lab run --json)."""
-    tmp = tmp_path_factory.mktemp("faults")
-    procs = {}
-    for fault, (args, _) in CASES.items():
-        store, out = tmp / f"{fault}.sqlite", tmp / f"{fault}.json"
-        argv = [sys.executable, "-m", "netsleuth", "lab", "run", "--fault", fault, "--seed", "7"]
-        argv += [*args, "--store", str(store), "--json"]
-        with out.open("w") as stdout, (tmp / f"{fault}.log").open("w") as log:
-            procs[fault] = subprocess.Popen(argv, stdout=stdout, stderr=log)
-    try:
-        for fault, proc in procs.items():
-            code = proc.wait(timeout=180)
-            assert code == 0, (fault, (tmp / f"{fault}.log").read_text()[-2000:])
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()  # our own child, by PID; its lab is removed by `lab clean`
-                proc.wait(timeout=30)
-    return {
-        fault: (_report(tmp / f"{fault}.sqlite"), json.loads((tmp / f"{fault}.json").read_text()))
-        for fault in CASES
-    }
+    runs = run_faults(
+        tmp_path_factory.mktemp("faults"),
+        {fault: ["--seed", "7", *args] for fault, (args, _) in CASES.items()},
+    )
+    return {fault: (run.report, run.lab) for fault, run in runs.items()}
 
 
 @pytest.mark.lab
