@@ -51,6 +51,7 @@ __all__ = [
     "StateKind",
     "TargetDetail",
     "detail_from_json",
+    "drop_headers",
 ]
 
 
@@ -708,11 +709,7 @@ class DropDetail:
             "netns_inode": self.netns_inode,
             "device": self.device,
         }
-        for key, value in (("proto", self.proto), ("saddr", self.saddr), ("daddr", self.daddr)):
-            if value:
-                out[key] = value
-        if self.sport or self.dport:
-            out["sport"], out["dport"] = self.sport, self.dport
+        out.update(drop_headers(self.proto, self.saddr, self.daddr, self.sport, self.dport))
         out["count"] = self.count
         return out
 
@@ -733,6 +730,19 @@ class DropDetail:
             dport=_int(data, "dport"),
             count=1 if count is None else count,
         )
+
+
+def drop_headers(
+    proto: str, saddr: str, daddr: str, sport: int, dport: int
+) -> dict[str, str | int]:
+    """The packet fields of a dropped packet that are known, as every drop
+    record writes them (none for an aggregate or a drop without headers)."""
+    out: dict[str, str | int] = {
+        k: v for k, v in (("proto", proto), ("saddr", saddr), ("daddr", daddr)) if v
+    }
+    if sport or dport:
+        out["sport"], out["dport"] = sport, dport
+    return out
 
 
 @dataclass(frozen=True, slots=True)

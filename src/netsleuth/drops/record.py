@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass, replace
 
 from netsleuth.drops.reasons import TracepointFormat
+from netsleuth.model import drop_headers
 
 __all__ = [
     "Drop",
@@ -69,11 +70,7 @@ class Drop:
             "device": self.ifname,
             "count": self.count,
         }
-        for key, value in (("proto", self.proto), ("saddr", self.saddr), ("daddr", self.daddr)):
-            if value:
-                out[key] = value
-        if self.sport or self.dport:
-            out["sport"], out["dport"] = self.sport, self.dport
+        out.update(drop_headers(self.proto, self.saddr, self.daddr, self.sport, self.dport))
         return out
 
     def aggregate(self, count: int) -> Drop:

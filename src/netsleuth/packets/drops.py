@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from netsleuth.errors import InvalidArgument
-from netsleuth.model import DropDetail, EventKind, NetEvent, NoteDetail
+from netsleuth.model import DropDetail, EventKind, NetEvent, NoteDetail, drop_headers
 from netsleuth.packets.model import Fate, Journey
 
 __all__ = [
@@ -133,11 +133,7 @@ class RecordedDrop:
             "device": self.device,
             "count": self.count,
         }
-        for key, value in (("proto", self.proto), ("saddr", self.saddr), ("daddr", self.daddr)):
-            if value:
-                out[key] = value
-        if self.sport or self.dport:
-            out["sport"], out["dport"] = self.sport, self.dport
+        out.update(drop_headers(self.proto, self.saddr, self.daddr, self.sport, self.dport))
         return out
 
     @classmethod
