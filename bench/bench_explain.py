@@ -102,7 +102,9 @@ def generate(path: Path, frames: int) -> dict[str, int]:
                 w.write(
                     up,
                     t + 20_000,
-                    dns_frame(UPLINK_MAC, UPSTREAM_MAC, NAT, SERVER, sport=sport, dport=53, **q),
+                    dns_frame(
+                        UPLINK_MAC, UPSTREAM_MAC, NAT, SERVER, sport=sport, dport=53, ttl=63, **q
+                    ),
                 )
                 written += 2
                 if fate < 4:

@@ -42,8 +42,10 @@ def dns_frame(
     rcode: int = 0,
     answer: str | None = None,
     qtype: int = 1,
+    ttl: int = 64,
 ) -> bytes:
-    """An Ethernet frame with one DNS query or response (one A answer if given)."""
+    """An Ethernet frame with one DNS query or response (one A answer if given);
+    a copy after a router (NATed out) has a lower ``ttl``."""
     flags = 0x0100 | (0x8080 if response else 0) | rcode
     ancount = 1 if (response and answer) else 0
     dns = struct.pack("!HHHHHH", dns_id, flags, 1, ancount, 0, 0)
@@ -58,7 +60,7 @@ def dns_frame(
         20 + len(udp),
         dns_id,
         0x4000,
-        64,
+        ttl,
         17,
         0,
         socket.inet_aton(src),

@@ -42,7 +42,10 @@ NS = "lab-host"
 
 
 def _q(dns_id: int, *, src: str = CLIENT, sport: int = SPORT, dmac: str = BMAC) -> bytes:
-    return dns_frame(CMAC, dmac, src, SERVER, sport=sport, dport=53, dns_id=dns_id, qname="a.t")
+    ttl = 64 if src == CLIENT else 63  # the NATed copy was routed
+    return dns_frame(
+        CMAC, dmac, src, SERVER, sport=sport, dport=53, dns_id=dns_id, qname="a.t", ttl=ttl
+    )
 
 
 def _r(dns_id: int, *, dst: str = CLIENT, dport: int = SPORT) -> bytes:

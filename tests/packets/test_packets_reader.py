@@ -67,8 +67,9 @@ def test_decode_dns_query_and_response() -> None:
 
 
 def test_decode_slow_path_agrees_with_fast_path() -> None:
-    # an IPv4 header with options forces the general path
-    ip_opts = Q[:14] + bytes([0x46]) + Q[15:34] + b"\x01\x01\x01\x00" + Q[34:]
+    # an IPv4 header with options forces the general path (the total length grows by 4)
+    total = struct.pack("!H", struct.unpack_from("!H", Q, 16)[0] + 4)
+    ip_opts = Q[:14] + bytes([0x46]) + Q[15:16] + total + Q[18:34] + b"\x01\x01\x01\x00" + Q[34:]
     fast, _ = dec(Q)
     slow, _ = dec(ip_opts)
     assert fast == slow

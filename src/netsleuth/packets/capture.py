@@ -101,23 +101,64 @@ class CaptureResult:
 
 
 def dns_arp_filter() -> list[tuple[int, int, int, int]]:
-    """Classic BPF for Ethernet: ARP, or unfragmented UDP/IPv4 port 53 either way."""
-    return [
-        (0x28, 0, 0, 12),  # ldh [12]            ethertype
-        (0x15, 10, 0, 0x0806),  # jeq ARP      -> accept
-        (0x15, 0, 10, 0x0800),  # jeq IPv4 or  -> reject
-        (0x30, 0, 0, 23),  # ldb [23]            protocol
-        (0x15, 0, 8, 17),  # jeq UDP or        -> reject
-        (0x28, 0, 0, 20),  # ldh [20]            flags + fragment offset
-        (0x45, 6, 0, 0x1FFF),  # jset offset   -> reject
-        (0xB1, 0, 0, 14),  # ldxb 4*([14]&0xf)   IP header length
-        (0x48, 0, 0, 14),  # ldh [x+14]          source port
-        (0x15, 2, 0, 53),  # jeq 53            -> accept
-        (0x48, 0, 0, 16),  # ldh [x+16]          destination port
-        (0x15, 0, 1, 53),  # jeq 53 or         -> reject
-        (0x06, 0, 0, 262144),  # accept
-        (0x06, 0, 0, 0),  # reject
+    """Classic BPF for Ethernet: ARP; UDP or TCP port 53 either way over IPv4
+    (unfragmented, or the first fragment) or over IPv6 (whose extension
+    headers a classic filter cannot walk: an IPv6 packet with any is kept,
+    and the reader decides)."""
+    return _assemble(
+        [
+            ("ldh", 12),  # ethertype
+            ("jeq", 0x0806, "accept", None),
+            ("jeq", 0x86DD, "ipv6", None),
+            ("jeq", 0x0800, None, "reject"),
+            ("ldb", 23),  # IPv4 protocol
+            ("jeq", 17, "v4ports", None),
+            ("jeq", 6, None, "reject"),
+            ("v4ports", "ldh", 20),  # flags + fragment offset
+            ("jset", 0x1FFF, "reject", None),
+            ("ldxb", 14),  # x = IPv4 header length
+            ("ldhx", 14),  # source port
+            ("jeq", 53, "accept", None),
+            ("ldhx", 16),  # destination port
+            ("jeq", 53, "accept", "reject"),
+            ("ipv6", "ldb", 20),  # IPv6 next header
+            ("jeq", 17, "v6ports", None),
+            ("jeq", 6, "v6ports", None),
+            ("jeq", 0, "accept", None),  # hop-by-hop
+            ("jeq", 43, "accept", None),  # routing
+            ("jeq", 44, "accept", None),  # fragment
+            ("jeq", 60, "accept", "reject"),  # destination options
+            ("v6ports", "ldh", 54),
+            ("jeq", 53, "accept", None),
+            ("ldh", 56),
+            ("jeq", 53, "accept", "reject"),
+            ("accept", "ret", 262144),
+            ("reject", "ret", 0),
+        ]
+    )
+
+
+_BPF_CODES = {"ldh": 0x28, "ldb": 0x30, "ldxb": 0xB1, "ldhx": 0x48, "ret": 0x06}
+_BPF_JUMPS = {"jeq": 0x15, "jset": 0x45}
+
+
+def _assemble(program: list[tuple[object, ...]]) -> list[tuple[int, int, int, int]]:
+    """Classic BPF from ``(label?, op, k[, true-label, false-label])`` rows; a
+    jump label of None falls through to the next instruction."""
+    rows = [
+        r if isinstance(r[0], str) and r[0] not in _BPF_CODES | _BPF_JUMPS else (None, *r)
+        for r in program
     ]
+    labels = {r[0]: i for i, r in enumerate(rows) if r[0] is not None}
+    out: list[tuple[int, int, int, int]] = []
+    for i, (_label, op, k, *jumps) in enumerate(rows):
+        assert isinstance(op, str) and isinstance(k, int)
+        if op in _BPF_JUMPS:
+            jt, jf = (0 if j is None else labels[j] - i - 1 for j in jumps)
+            out.append((_BPF_JUMPS[op], jt, jf, k))
+        else:
+            out.append((_BPF_CODES[op], 0, 0, k))
+    return out
 
 
 def _attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:

@@ -4,7 +4,11 @@ Works in place on any buffer with slicing and ``find`` (``bytes`` or an
 ``mmap``): ``buf[start:end]`` is the frame. Everything the frame claims is
 checked against ``end``; what does not decode is counted in
 :class:`ReadStats`, never raised. Link types: Ethernet (with 802.1Q/802.1ad
-tags), Linux cooked v1 and v2, raw IPv4, BSD loopback.
+tags), Linux cooked v1 and v2, raw IPv4/IPv6, BSD loopback. Network layer:
+IPv4 and IPv6 (extension headers skipped: hop-by-hop, routing, fragment,
+destination options, authentication; a non-first fragment is counted, not
+decoded). Transport: DNS over UDP becomes a :class:`DnsPacket`; a TCP segment
+to or from port 53 a :class:`TcpSegment`, which :mod:`.tcp` reassembles.
 """
 
 from __future__ import annotations
@@ -12,18 +16,20 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from netsleuth.packets.model import ArpPacket, DnsPacket, Packet, ReadStats
+from netsleuth.packets.model import ArpPacket, DnsPacket, Packet, ReadStats, TcpSegment
 
 __all__ = [
     "FAST_ETHER_DNS",
     "LINKTYPE_ETHERNET",
     "LINKTYPE_IPV4",
+    "LINKTYPE_IPV6",
     "LINKTYPE_LINUX_SLL",
     "LINKTYPE_LINUX_SLL2",
     "LINKTYPE_NULL",
     "LINKTYPE_RAW",
     "SUPPORTED_LINKTYPES",
     "decode",
+    "dns_message",
     "sll2_ifindex",
 ]
 
@@ -32,6 +38,7 @@ LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101
 LINKTYPE_LINUX_SLL = 113
 LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
 LINKTYPE_LINUX_SLL2 = 276
 SUPPORTED_LINKTYPES = frozenset(
     {
@@ -40,6 +47,7 @@ SUPPORTED_LINKTYPES = frozenset(
         LINKTYPE_RAW,
         LINKTYPE_LINUX_SLL,
         LINKTYPE_IPV4,
+        LINKTYPE_IPV6,
         LINKTYPE_LINUX_SLL2,
     }
 )
@@ -49,8 +57,10 @@ _HH = struct.Struct("!HH").unpack_from
 _HHH = struct.Struct("!HHH").unpack_from
 _SLL2_IF = struct.Struct("!I").unpack_from
 _ARP = struct.Struct("!HHBBH").unpack_from
-# Ethernet, IPv4 (version/IHL, flags+offset, protocol, addresses), UDP ports, DNS id/flags/qdcount
-FAST_ETHER_DNS = struct.Struct("!6s6sHB5xHxB2x4s4sHH4xHHH").unpack_from
+# Ethernet, IPv4 (version/IHL, flags+offset, TTL, protocol, addresses), UDP ports,
+# DNS id/flags/qdcount
+FAST_ETHER_DNS = struct.Struct("!6s6sHB5xHBB2x4s4sHH4xHHH").unpack_from
+_TCP = struct.Struct("!HHIIBB").unpack_from
 _FAST = FAST_ETHER_DNS
 _NUL = b"\x00"
 _EMPTY = b""
@@ -65,11 +75,11 @@ def sll2_ifindex(buf: Any, start: int, end: int) -> int:
 
 def decode(  # noqa: PLR0917 - the hot path: positional arguments are measurably faster
     buf: Any, start: int, end: int, linktype: int, ts_ns: int, iface: int, stats: ReadStats
-) -> Packet | None:
+) -> Packet | TcpSegment | None:
     """Decode ``buf[start:end]`` captured on link type ``linktype``."""
     if linktype == LINKTYPE_ETHERNET and end - start >= 65:
         # fast path: Ethernet + IPv4 without options + UDP + DNS header, one unpack
-        dmac, smac, et, vihl, frag, proto, src, dst, sport, dport, dns_id, flags, qd = _FAST(
+        dmac, smac, et, vihl, frag, ttl, proto, src, dst, sport, dport, dns_id, flags, qd = _FAST(
             buf, start
         )
         if et == 0x0800 and vihl == 0x45 and proto == 17 and not frag & 0x1FFF and qd:
@@ -92,6 +102,8 @@ def decode(  # noqa: PLR0917 - the hot path: positional arguments are measurably
                         flags,
                         t[:z].lower(),
                         (t[z + 1] << 8) | t[z + 2],
+                        17,
+                        ttl,
                     )
                 # a long name, or a cut one: the general path below decides
             else:
@@ -131,16 +143,25 @@ def decode(  # noqa: PLR0917 - the hot path: positional arguments are measurably
         src_mac = buf[start + 12 : start + 18] if buf[start + 11] == 6 else _EMPTY
         dst_mac = _EMPTY
         p = start + 20
-    elif linktype in (LINKTYPE_RAW, LINKTYPE_IPV4):
+    elif linktype == LINKTYPE_RAW:
+        src_mac = dst_mac = _EMPTY
+        ethertype = 0x86DD if end > start and buf[start] >> 4 == 6 else 0x0800
+        p = start
+    elif linktype == LINKTYPE_IPV4:
         src_mac = dst_mac = _EMPTY
         ethertype = 0x0800
+        p = start
+    elif linktype == LINKTYPE_IPV6:
+        src_mac = dst_mac = _EMPTY
+        ethertype = 0x86DD
         p = start
     elif linktype == LINKTYPE_NULL:
         if end - start < 4:
             stats.malformed += 1
             return None
         family = buf[start] | buf[start + 3]  # AF_INET is 2 in either byte order
-        ethertype = 0x0800 if family == 2 else 0
+        # AF_INET6 is 24, 28 or 30 depending on the BSD that wrote the file
+        ethertype = 0x0800 if family == 2 else 0x86DD if family in (24, 28, 30) else 0
         src_mac = dst_mac = _EMPTY
         p = start + 4
     else:
@@ -152,7 +173,8 @@ def decode(  # noqa: PLR0917 - the hot path: positional arguments are measurably
             stats.malformed += 1
             return None
         b0 = buf[p]
-        if b0 >> 4 != 4 or buf[p + 9] != 17:
+        proto = buf[p + 9]
+        if b0 >> 4 != 4 or proto not in {17, 6}:
             stats.other += 1
             return None
         ihl = (b0 & 15) << 2
@@ -163,37 +185,75 @@ def decode(  # noqa: PLR0917 - the hot path: positional arguments are measurably
         if _H(buf, p + 6)[0] & 0x1FFF:
             stats.fragments += 1
             return None
-        sport, dport = _HH(buf, u)
-        if sport != 53 and dport != 53:
-            stats.other += 1
-            return None
-        d = u + 8
-        if d + 17 > end:  # header + at least a root name and the qtype
-            stats.malformed += 1
-            return None
-        dns_id, flags, qdcount = _HHH(buf, d)
-        if qdcount == 0:
-            stats.other += 1
-            return None
-        q = d + 12
-        z = buf.find(_NUL, q, min(q + 256, end))
-        if z < 0 or z + 3 > end:
-            stats.malformed += 1
-            return None
-        stats.dns += 1
-        return DnsPacket(
+        total = _H(buf, p + 2)[0]
+        if total >= ihl:  # 0 under segmentation offload: the frame says
+            end = min(end, p + total)  # an Ethernet frame's padding is not payload
+        return _transport(
+            buf,
+            u,
+            end,
+            proto,
+            buf[p + 12 : p + 16],
+            buf[p + 16 : p + 20],
+            buf[p + 8],
             ts_ns,
             iface,
             src_mac,
             dst_mac,
-            buf[p + 12 : p + 16],
-            buf[p + 16 : p + 20],
-            sport,
-            dport,
-            dns_id,
-            flags,
-            buf[q:z].lower(),
-            _H(buf, z + 1)[0],
+            stats,
+        )
+    if ethertype == 0x86DD:
+        if p + 40 > end:
+            stats.malformed += 1
+            return None
+        if buf[p] >> 4 != 6:
+            stats.other += 1
+            return None
+        payload_len = _H(buf, p + 4)[0]
+        if payload_len:  # 0: a jumbogram, or segmentation offload: the frame says
+            end = min(end, p + 40 + payload_len)
+        nh = buf[p + 6]
+        u = p + 40
+        for _ in range(8):  # extension headers, bounded
+            if nh in {0, 43, 60}:  # hop-by-hop, routing, destination options
+                if u + 8 > end:
+                    stats.malformed += 1
+                    return None
+                nh, u = buf[u], u + ((buf[u + 1] + 1) << 3)
+            elif nh == 44:  # fragment
+                if u + 8 > end:
+                    stats.malformed += 1
+                    return None
+                if _H(buf, u + 2)[0] & 0xFFF8:
+                    stats.fragments += 1
+                    return None
+                nh, u = buf[u], u + 8
+            elif nh == 51:  # authentication header
+                if u + 8 > end:
+                    stats.malformed += 1
+                    return None
+                nh, u = buf[u], u + ((buf[u + 1] + 2) << 2)
+            else:
+                break
+        if nh not in {17, 6}:
+            stats.other += 1
+            return None
+        if u + 8 > end:
+            stats.malformed += 1
+            return None
+        return _transport(
+            buf,
+            u,
+            end,
+            nh,
+            buf[p + 8 : p + 24],
+            buf[p + 24 : p + 40],
+            buf[p + 7],
+            ts_ns,
+            iface,
+            src_mac,
+            dst_mac,
+            stats,
         )
     if ethertype == 0x0806:
         if p + 28 > end:
@@ -215,3 +275,123 @@ def decode(  # noqa: PLR0917 - the hot path: positional arguments are measurably
         )
     stats.other += 1
     return None
+
+
+def _transport(  # noqa: PLR0917 - one call per frame off the fast path
+    buf: Any,
+    u: int,
+    end: int,
+    proto: int,
+    src: bytes,
+    dst: bytes,
+    ttl: int,
+    ts_ns: int,
+    iface: int,
+    src_mac: bytes,
+    dst_mac: bytes,
+    stats: ReadStats,
+) -> DnsPacket | TcpSegment | None:
+    """The UDP datagram or TCP segment at ``buf[u:end]`` (8 bytes known present)."""
+    if proto == 6:
+        if u + 20 > end:
+            stats.malformed += 1
+            return None
+        sport, dport, seq, ack, off, flags = _TCP(buf, u)
+        if sport != 53 and dport != 53:
+            stats.other += 1
+            return None
+        data = u + ((off >> 4) << 2)
+        if data < u + 20 or data > end:
+            stats.malformed += 1
+            return None
+        stats.tcp_segments += 1
+        return TcpSegment(
+            ts_ns,
+            iface,
+            src_mac,
+            dst_mac,
+            src,
+            dst,
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            bytes(buf[data:end]),
+            ttl,
+        )
+    sport, dport = _HH(buf, u)
+    if sport != 53 and dport != 53:
+        stats.other += 1
+        return None
+    d = u + 8
+    if d + 17 > end:  # header + at least a root name and the qtype
+        stats.malformed += 1
+        return None
+    dns_id, flags, qdcount = _HHH(buf, d)
+    if qdcount == 0:
+        stats.other += 1
+        return None
+    q = d + 12
+    z = buf.find(_NUL, q, min(q + 256, end))
+    if z < 0 or z + 3 > end:
+        stats.malformed += 1
+        return None
+    stats.dns += 1
+    return DnsPacket(
+        ts_ns,
+        iface,
+        src_mac,
+        dst_mac,
+        src,
+        dst,
+        sport,
+        dport,
+        dns_id,
+        flags,
+        buf[q:z].lower(),
+        _H(buf, z + 1)[0],
+        17,
+        ttl,
+    )
+
+
+def dns_message(  # noqa: PLR0917 - one call per reassembled message
+    msg: bytes | bytearray,
+    ts_ns: int,
+    iface: int,
+    src_mac: bytes,
+    dst_mac: bytes,
+    src: bytes,
+    dst: bytes,
+    sport: int,
+    dport: int,
+    ttl: int,
+) -> DnsPacket | None:
+    """The :class:`DnsPacket` of one DNS message carried over TCP (the bytes
+    after its 2-byte length); None if it has no question or is cut."""
+    n = len(msg)
+    if n < 17:
+        return None
+    dns_id, flags, qdcount = _HHH(msg, 0)
+    if qdcount == 0:
+        return None
+    z = msg.find(_NUL, 12, min(12 + 256, n))
+    if z < 0 or z + 3 > n:
+        return None
+    return DnsPacket(
+        ts_ns,
+        iface,
+        src_mac,
+        dst_mac,
+        src,
+        dst,
+        sport,
+        dport,
+        dns_id,
+        flags,
+        bytes(msg[12:z]).lower(),
+        _H(msg, z + 1)[0],
+        6,
+        ttl,
+    )

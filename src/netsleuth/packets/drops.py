@@ -464,6 +464,8 @@ def packet_of(j: Journey) -> tuple[str, list[tuple[Tuple5, bool]], int] | None:
     cip, _, cport = j.client.rpartition(":")
     sip, _, sport = j.server.rpartition(":")
     nip, _, nport = j.nat_source.rpartition(":")
+    cip, sip, nip = (x.strip("[]") for x in (cip, sip, nip))  # IPv6 is written [addr]:port
+    proto = j.transport
     try:
         c, s = int(cport), int(sport)
         n = int(nport) if j.nat_source else 0
@@ -472,15 +474,15 @@ def packet_of(j: Journey) -> tuple[str, list[tuple[Tuple5, bool]], int] | None:
     if j.verdict is Fate.LOST_ON_RETURN:
         answers = [h.ts_ns for h in j.hops if h.response]
         last = max(answers) if answers else j.ts_ns
-        tuples = [(("udp", sip, s, cip, c), False)]
+        tuples = [((proto, sip, s, cip, c), False)]
         if n:
-            tuples.append((("udp", sip, s, nip, n), True))
+            tuples.append(((proto, sip, s, nip, n), True))
         return "answer", tuples, last
     queries = [h.ts_ns for h in j.hops if not h.response]
     last = max(queries) if queries else j.ts_ns
     if n and (nip, n) != (cip, c):  # last seen after the NAT: it carried the translated tuple
-        return "query", [(("udp", nip, n, sip, s), True)], last
-    return "query", [(("udp", cip, c, sip, s), False)], last
+        return "query", [((proto, nip, n, sip, s), True)], last
+    return "query", [((proto, cip, c, sip, s), False)], last
 
 
 def attribute_drops(

@@ -46,6 +46,9 @@ class Explanation:
     findings: tuple[Finding, ...]  # stale gateway first, then escaped NAT
     seconds: float
     drops: DropReport | None = None  # the kernel's drops of the lost queries, when asked for
+    # "udp/ipv4", "tcp/ipv6", "tcp-handshake/ipv4" (connections that carried no
+    # query) -> verdict -> journeys
+    by_transport: dict[str, dict[str, int]] | None = None
 
     @property
     def finding(self) -> Finding | None:
@@ -69,6 +72,7 @@ class Explanation:
             ],
             "journeys": self.journeys_total,
             "verdicts": dict(self.counts),
+            "by_transport": dict(self.by_transport or {}),
             "stale_gateway": self.stale_gateway,
             "orphan_answers": self.orphan_answers,
             "finding": None if f is None else f.to_json(),
@@ -148,6 +152,7 @@ def explain(
         ),
         seconds=time.perf_counter() - started,
         drops=report,
+        by_transport={k: dict(v) for k, v in sorted(s.by_transport.items())},
     )
 
 

@@ -63,6 +63,7 @@ from dataclasses import dataclass, field, replace
 from netsleuth.causes import CAUSES
 from netsleuth.model import EventKind, Finding, MacChange, NetEvent, PortDetail, Severity
 from netsleuth.packets.model import (
+    HANDSHAKE_ID,
     ArpPacket,
     DnsPacket,
     Fate,
@@ -71,7 +72,8 @@ from netsleuth.packets.model import (
     Journey,
     MacVerdict,
     Packet,
-    ip_str,
+    endpoint_str,
+    family_of,
     mac_str,
     qname_str,
 )
@@ -176,12 +178,22 @@ class MatchSummary:
     by_verdict: dict[str, int] = field(default_factory=lambda: {str(v): 0 for v in Fate})
     stale_gateway: int = 0
     orphan_answers: int = 0
+    # "udp/ipv4", "tcp/ipv6", ... and "tcp-handshake/ipv4" (connections that
+    # carried no query) -> verdict -> journeys
+    by_transport: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def add(self, j: Journey) -> None:
         self.journeys += 1
         self.by_verdict[str(j.verdict)] += 1
         if j.mac is not None and j.mac.stale_gateway:
             self.stale_gateway += 1
+        kind = f"{'tcp-handshake' if j.handshake else j.transport}/{j.family}"
+        self.count_kind(kind, str(j.verdict), 1)
+
+    def count_kind(self, kind: str, verdict: str, n: int) -> None:
+        if n:
+            counts = self.by_transport.setdefault(kind, {str(v): 0 for v in Fate})
+            counts[verdict] += n
 
 
 class _Group:
@@ -268,7 +280,8 @@ class JourneyMatcher:
         dns_type = DnsPacket
         group_type = _Group
         next_evict = self._next_evict
-        answered = orphans = 0  # counted here, added to the summary in the end
+        # counted here, added to the summary in the end (answered: UDP/IPv4)
+        answered = answered_udp6 = answered_tcp4 = answered_tcp6 = orphans = 0
         try:
             for pkt in packets:
                 ts = pkt[0]
@@ -285,7 +298,22 @@ class JourneyMatcher:
                         self._release(ts, done)
                         yield from done
                     continue
-                _ts, iface, _sm, _dm, src, dst, sport, dport, dns_id, flags, qname, _qt = pkt
+                (
+                    _ts,
+                    iface,
+                    _sm,
+                    _dm,
+                    src,
+                    dst,
+                    sport,
+                    dport,
+                    dns_id,
+                    flags,
+                    qname,
+                    _qt,
+                    tr,
+                    _ttl,
+                ) = pkt
                 key = (dns_id, qname)
                 group = pending_get(key)
                 if not flags & 0x8000:  # a query
@@ -299,8 +327,11 @@ class JourneyMatcher:
                     ):
                         # another client, or a new attempt (retry, reused id): a new journey
                         done = []
+                        moved = _take_client(group, src, sport)
                         self._close(group, done)
                         group = pending[key] = group_type(key, ts, iface, src, sport, pkt)
+                        if moved:  # its sightings on other interfaces, seen before this one
+                            group.sightings = [*moved, pkt]
                         append_order(group)
                         yield from done
                     elif not group.done:
@@ -314,19 +345,33 @@ class JourneyMatcher:
                     and dst == group.src
                     and dport == group.sport
                     and not keep_answered
+                    and dns_id != HANDSHAKE_ID
                 ):
                     # answered at its origin and not to be kept: count it, drop its packets
                     if not self._uplink_seen:
                         self._learn_uplink(group)
                     group.done = True
                     group.sightings = []
-                    answered += 1
+                    if tr == 17:
+                        if len(dst) == 4:
+                            answered += 1
+                        else:
+                            answered_udp6 += 1
+                    elif len(dst) == 4:
+                        answered_tcp4 += 1
+                    else:
+                        answered_tcp6 += 1
                 else:
                     group.sightings.append(pkt)
         finally:
             s = self.summary
-            s.journeys += answered
-            s.by_verdict[_ANSWERED] += answered
+            total = answered + answered_udp6 + answered_tcp4 + answered_tcp6
+            s.journeys += total
+            s.by_verdict[_ANSWERED] += total
+            s.count_kind("udp/ipv4", _ANSWERED, answered)
+            s.count_kind("udp/ipv6", _ANSWERED, answered_udp6)
+            s.count_kind("tcp/ipv4", _ANSWERED, answered_tcp4)
+            s.count_kind("tcp/ipv6", _ANSWERED, answered_tcp6)
             s.orphan_answers += orphans
 
     def finish(self) -> list[Journey]:
@@ -408,8 +453,13 @@ class JourneyMatcher:
 
     def _learn_uplink(self, group: _Group) -> None:
         """A translated query of ``group`` shows the capture saw the uplink."""
+        first = group.sightings[0] if group.sightings else None
         for p in group.sightings:
-            if not p.flags & 0x8000 and (p.src != group.src or p.sport != group.sport):
+            if (
+                not p.flags & 0x8000
+                and (p.src != group.src or p.sport != group.sport)
+                and (first is None or _routed(p, first))
+            ):
                 self._uplink_seen = True
                 self._uplink_ifaces.add(p.iface)
 
@@ -422,6 +472,21 @@ class JourneyMatcher:
         # client-side interface wins, then the one fed first
         origin = min(queries, key=lambda p: (p.ts_ns, self._rank(p.iface)))
         o_src, o_port, o_if = origin.src, origin.sport, origin.iface
+        others = _other_clients(queries, origin)
+        if others:
+            # (a sighting may be fed after its group closed: then it starts a group
+            # of its own; those fed before are split off here)
+            # other clients' queries with the same id and name: each its own journey
+            s, theirs = _split(s, origin, others)
+            for sightings in theirs.values():
+                if any(not p.flags & 0x8000 for p in sightings):
+                    first = sightings[0]
+                    other = _Group(
+                        group.key, first.ts_ns, first.iface, first.src, first.sport, first
+                    )
+                    other.sightings = sightings
+                    self._close(other, done)
+            queries = [p for p in s if not p.flags & 0x8000]
         hops: list[Hop] = []
         answered: DnsPacket | None = None
         left_q: DnsPacket | None = None
@@ -439,10 +504,12 @@ class JourneyMatcher:
                 elif up_answer is None:
                     up_answer = p
             else:
-                nat = p.src != o_src or p.sport != o_port
+                # only a routed copy can carry a translation: another client's query
+                # with the same id and name (flooded or bridged) kept its TTL
+                nat = (p.src != o_src or p.sport != o_port) and _routed(p, origin)
                 if nat:
                     self._uplink_ifaces.add(p.iface)
-                if (nat or uplink) and left_q is None and p is not origin:
+                if (nat or uplink) and left_q is None and p is not origin and _routed(p, origin):
                     left_q = p
             name, netns = self._name(p.iface)
             hops.append(
@@ -451,14 +518,17 @@ class JourneyMatcher:
                     netns,
                     p.ts_ns,
                     bool(p.flags & 0x8000),
-                    f"{ip_str(p.src)}:{p.sport}",
-                    f"{ip_str(p.dst)}:{p.dport}",
+                    endpoint_str(p.src, p.sport),
+                    endpoint_str(p.dst, p.dport),
                     mac_str(p.dst_mac),
                     nat,
                 )
             )
         if left_q is not None or self._is_uplink(o_if):
             self._uplink_seen = True
+        handshake = origin.dns_id == HANDSHAKE_ID
+        if handshake and answered is not None and not answered.flags & 0xF:
+            return  # the SYN-ACK came back: the connection's queries are the journeys
         rcode: int | None = None
         latency: int | None = None
         reused_age: int | None = None
@@ -487,18 +557,22 @@ class JourneyMatcher:
             self._remember_never_left(addresses, origin.ts_ns)
         journey = Journey(
             ts_ns=origin.ts_ns,
-            dns_id=origin.dns_id,
-            qname=qname_str(origin.qname),
+            dns_id=-1 if handshake else origin.dns_id,
+            qname="" if handshake else qname_str(origin.qname),
             qtype=origin.qtype,
-            client=f"{ip_str(o_src)}:{o_port}",
-            server=f"{ip_str(origin.dst)}:{origin.dport}",
+            client=endpoint_str(o_src, o_port),
+            server=endpoint_str(origin.dst, origin.dport),
             origin=self._name(o_if)[0],
-            nat_source=f"{ip_str(left_q.src)}:{left_q.sport}" if left_q is not None else "",
+            nat_source=endpoint_str(left_q.src, left_q.sport) if left_q is not None else "",
             verdict=verdict,
             rcode=rcode,
             latency_ns=latency,
             hops=tuple(hops),
             reused_entry_age_ns=reused_age,
+            transport="tcp" if origin.transport == 6 else "udp",
+            family=family_of(o_src),
+            handshake=handshake,
+            truncated=answered is not None and bool(answered.flags & 0x0200),
         )
         if verdict in (Fate.NEVER_LEFT_BRIDGE, Fate.UNANSWERED):
             # the gateway's next ARP (or the end) tells the bridge's MAC: hold it till then
@@ -581,6 +655,62 @@ class JourneyMatcher:
             port=port,
             stale_gateway=stale,
         )
+
+
+def _take_client(group: _Group, src: bytes, sport: int) -> list[DnsPacket]:
+    """Remove from ``group`` the sightings of another client's query (from
+    ``src``:``sport``, and the answers to it) and return them."""
+    if group.done or (group.src == src and group.sport == sport):
+        return []
+    moved = [
+        p
+        for p in group.sightings
+        if ((p.dst, p.dport) if p.flags & 0x8000 else (p.src, p.sport)) == (src, sport)
+    ]
+    if moved:
+        group.sightings = [p for p in group.sightings if p not in moved]
+    return moved
+
+
+def _other_clients(queries: list[DnsPacket], origin: DnsPacket) -> set[tuple[bytes, int]]:
+    """Endpoints of queries from another address or port than ``origin`` that
+    were not routed: not a translation of it, another client's own query."""
+    return {
+        (p.src, p.sport)
+        for p in queries
+        if (p.src != origin.src or p.sport != origin.sport) and not _routed(p, origin)
+    }
+
+
+def _split(
+    sightings: list[DnsPacket], origin: DnsPacket, others: set[tuple[bytes, int]]
+) -> tuple[list[DnsPacket], dict[tuple[bytes, int], list[DnsPacket]]]:
+    """The sightings of ``origin``'s query, and those of each other client's:
+    its queries and answers by address and port, and translated ones by the
+    port (MASQUERADE keeps the source port unless it clashes)."""
+    by_port = {port: ep for ep, port in ((ep, ep[1]) for ep in others) if port != origin.sport}
+    mine: list[DnsPacket] = []
+    theirs: dict[tuple[bytes, int], list[DnsPacket]] = {}
+    for p in sightings:
+        ep = (p.dst, p.dport) if p.flags & 0x8000 else (p.src, p.sport)
+        if ep not in others:
+            if ep[0] == origin.src and ep[1] == origin.sport:
+                mine.append(p)
+                continue
+            found = by_port.get(ep[1])
+            if found is None:
+                mine.append(p)
+                continue
+            ep = found
+        theirs.setdefault(ep, []).append(p)
+    return mine, theirs
+
+
+def _routed(p: DnsPacket, origin: DnsPacket) -> bool:
+    """Can ``p`` be ``origin`` after a router? Routing lowers the TTL (hop
+    limit); a copy the bridge only forwarded or flooded keeps it. Unknown
+    TTLs (0) cannot tell, so then yes."""
+    return not (p.ttl and origin.ttl and p.ttl >= origin.ttl)
 
 
 def match(

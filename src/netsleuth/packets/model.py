@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 __all__ = [
+    "HANDSHAKE_ID",
+    "IPPROTO_TCP",
+    "IPPROTO_UDP",
     "ArpPacket",
     "DnsPacket",
     "Fate",
@@ -26,10 +29,19 @@ __all__ = [
     "MacVerdict",
     "Packet",
     "ReadStats",
+    "TcpSegment",
+    "endpoint_str",
+    "family_of",
     "ip_str",
     "mac_str",
     "qname_str",
 ]
+
+
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+# the dns_id of a TCP handshake packet: outside the 16-bit id space of DNS
+HANDSHAKE_ID = 0x10000
 
 
 class Interface(NamedTuple):
@@ -44,11 +56,18 @@ class Interface(NamedTuple):
 
 
 class DnsPacket(NamedTuple):
-    """One DNS message over UDP/IPv4 as seen on one interface.
+    """One DNS message (over UDP or TCP, IPv4 or IPv6) as seen on one interface.
 
     ``qname`` is the wire form of the first question's name, lowercased
     (``b"\\x03www\\x03lab\\x04test"``); ``dst_mac``/``src_mac`` are ``b""``
-    when the link type does not carry them (Linux cooked, raw IP).
+    when the link type does not carry them (Linux cooked, raw IP). ``src`` and
+    ``dst`` are 4 bytes (IPv4) or 16 (IPv6). ``transport`` is the IP protocol
+    (17 UDP, 6 TCP: one message reassembled from its connection's segments,
+    stamped with the segment that completed it); ``ttl`` the IPv4 TTL or IPv6
+    hop limit (0: unknown). A TCP handshake to port 53 also comes out as a
+    packet of this shape (``dns_id`` :data:`HANDSHAKE_ID`, ``qname`` the
+    client's initial sequence number, SYN a query, SYN-ACK or RST an answer),
+    so that a connection whose SYN was never answered is a journey too.
     """
 
     ts_ns: int
@@ -63,6 +82,8 @@ class DnsPacket(NamedTuple):
     flags: int
     qname: bytes
     qtype: int
+    transport: int = 17
+    ttl: int = 0
 
     @property
     def is_response(self) -> bool:
@@ -88,6 +109,26 @@ class ArpPacket(NamedTuple):
 Packet = DnsPacket | ArpPacket
 
 
+class TcpSegment(NamedTuple):
+    """One TCP segment to or from port 53, before reassembly (:mod:`.tcp`).
+    ``payload`` is the segment's data as far as the IP length says (an
+    Ethernet frame's padding is left out)."""
+
+    ts_ns: int
+    iface: int
+    src_mac: bytes
+    dst_mac: bytes
+    src: bytes
+    dst: bytes
+    sport: int
+    dport: int
+    seq: int
+    ack: int
+    flags: int  # TCP flags: FIN 1, SYN 2, RST 4, ACK 16
+    payload: bytes
+    ttl: int
+
+
 @dataclass(slots=True)
 class ReadStats:
     """Counters of one read: what was decoded and what was skipped, and why."""
@@ -95,8 +136,11 @@ class ReadStats:
     frames: int = 0
     dns: int = 0
     arp: int = 0
-    other: int = 0  # well-formed frames that are neither (not DNS over UDP/IPv4, not ARP)
-    fragments: int = 0  # non-first IPv4 fragments
+    other: int = 0  # well-formed frames that are neither (not DNS over UDP/TCP, not ARP)
+    fragments: int = 0  # non-first IPv4/IPv6 fragments
+    tcp_segments: int = 0  # TCP segments to or from port 53 (their DNS messages count in dns)
+    tcp_retransmitted: int = 0  # of those, repeating bytes already seen (counted once)
+    tcp_gaps: int = 0  # connections whose stream had a hole (a segment never captured)
     malformed: int = 0  # frames cut by the snaplen or with inconsistent headers
     unknown_linktype: int = 0
     damaged: list[str] | None = None  # files whose tail was unreadable, with where
@@ -113,6 +157,9 @@ class ReadStats:
             "arp": self.arp,
             "other": self.other,
             "fragments": self.fragments,
+            "tcp_segments": self.tcp_segments,
+            "tcp_retransmitted": self.tcp_retransmitted,
+            "tcp_gaps": self.tcp_gaps,
             "malformed": self.malformed,
             "unknown_linktype": self.unknown_linktype,
             "damaged": list(self.damaged or []),
@@ -188,7 +235,15 @@ class MacVerdict:
 
 @dataclass(frozen=True, slots=True)
 class Journey:
-    """One DNS query followed across interfaces, with its verdict."""
+    """One DNS query followed across interfaces, with its verdict.
+
+    ``transport`` is ``udp`` or ``tcp``, ``family`` ``ipv4`` or ``ipv6``. A
+    ``handshake`` journey is a TCP connection to the server whose handshake
+    was never completed (no SYN-ACK at the client): no query could be sent on
+    it; ``dns_id`` is -1 and ``qname`` empty. A connection refused by RST
+    counts as answered with ``rcode`` 5 (REFUSED). ``truncated``: the answer
+    had the TC bit (the client then retries over TCP).
+    """
 
     ts_ns: int
     dns_id: int
@@ -207,6 +262,10 @@ class Journey:
     # ports had never left the bridge (whose conntrack entry, made without NAT,
     # this query then matched); None if the capture shows none
     reused_entry_age_ns: int | None = None
+    transport: str = "udp"
+    family: str = "ipv4"
+    handshake: bool = False
+    truncated: bool = False
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -214,6 +273,10 @@ class Journey:
             "dns_id": self.dns_id,
             "qname": self.qname,
             "qtype": self.qtype,
+            "transport": self.transport,
+            "family": self.family,
+            "handshake": self.handshake,
+            "truncated": self.truncated,
             "client": self.client,
             "server": self.server,
             "origin": self.origin,
@@ -256,7 +319,22 @@ def mac_str(raw: bytes) -> str:
 
 
 def ip_str(raw: bytes) -> str:
-    return socket.inet_ntoa(raw) if len(raw) == 4 else raw.hex()
+    if len(raw) == 4:
+        return socket.inet_ntoa(raw)
+    if len(raw) == 16:
+        return socket.inet_ntop(socket.AF_INET6, raw)
+    return raw.hex()
+
+
+def endpoint_str(raw: bytes, port: int) -> str:
+    """``ip:port``, with the IPv6 address in brackets (``[fd00::1]:53``)."""
+    if len(raw) == 16:
+        return f"[{socket.inet_ntop(socket.AF_INET6, raw)}]:{port}"
+    return f"{ip_str(raw)}:{port}"
+
+
+def family_of(raw: bytes) -> str:
+    return "ipv6" if len(raw) == 16 else "ipv4"
 
 
 def qname_str(wire: bytes) -> str:

@@ -2,7 +2,8 @@
 
 A file is mapped read-only and walked record by record with precompiled
 ``struct`` unpackers; each frame is decoded in place (no per-frame copy) and
-only DNS and ARP frames come out as packets. Pages already walked are
+only DNS and ARP frames come out as packets (DNS over UDP and over TCP,
+IPv4 and IPv6; TCP segments are reassembled per connection by :mod:`.tcp`). Pages already walked are
 released every few MiB, so memory stays flat however large the file.
 
 Both byte orders, microsecond and nanosecond pcap, pcapng sections with any
@@ -24,7 +25,8 @@ from typing import Any
 
 from netsleuth.errors import InvalidArgument
 from netsleuth.packets.decode import FAST_ETHER_DNS, LINKTYPE_LINUX_SLL2, decode, sll2_ifindex
-from netsleuth.packets.model import DnsPacket, Interface, Packet, ReadStats
+from netsleuth.packets.model import DnsPacket, Interface, Packet, ReadStats, TcpSegment
+from netsleuth.packets.tcp import TcpStreams
 
 __all__ = ["CaptureReader", "read_captures"]
 
@@ -67,6 +69,7 @@ class CaptureReader:
         self.interfaces: list[Interface] = []
         self._progress = progress
         self._sub: dict[tuple[int, int], int] = {}
+        self._tcp = TcpStreams(self.stats)  # DNS over TCP, reassembled per connection
         for path in self.paths:
             _check_file(path)
 
@@ -145,7 +148,10 @@ class CaptureReader:
             pkt = decode(mm, start, end, linktype, sec * 1_000_000_000 + frac * frac_mult, i, stats)
             off = end
             if pkt is not None:
-                yield pkt
+                if isinstance(pkt, TcpSegment):
+                    yield from self._tcp.feed(pkt)
+                else:
+                    yield pkt
             if off >= release_at:
                 self._release(mm, off, size)
                 release_at = off + _RELEASE_EVERY
@@ -201,9 +207,22 @@ class CaptureReader:
                         # the common case inlined (Ethernet/IPv4/UDP/DNS, see decode.py);
                         # everything else, and anything odd, goes through decode()
                         if lt == 1 and caplen >= 65:
-                            dmac, smac, et, vihl, frag, proto, src, dst, sp, dp, did, fl, qd = fast(
-                                mm, start
-                            )
+                            (
+                                dmac,
+                                smac,
+                                et,
+                                vihl,
+                                frag,
+                                ttl,
+                                proto,
+                                src,
+                                dst,
+                                sp,
+                                dp,
+                                did,
+                                fl,
+                                qd,
+                            ) = fast(mm, start)
                             if (
                                 et == 0x0800
                                 and vihl == 0x45
@@ -234,6 +253,8 @@ class CaptureReader:
                                             fl,
                                             t[:z].lower(),
                                             (t[z + 1] << 8) | t[z + 2],
+                                            17,
+                                            ttl,
                                         ),
                                     )
                                     continue
@@ -241,7 +262,10 @@ class CaptureReader:
                             gi = self._sub_interface(gi, sll2_ifindex(mm, start, start + caplen))
                         pkt = decode(mm, start, start + caplen, lt, ts_ns, gi, stats)
                         if pkt is not None:
-                            yield pkt
+                            if isinstance(pkt, TcpSegment):
+                                yield from self._tcp.feed(pkt)
+                            else:
+                                yield pkt
                         continue
                 # the careful path: any block, every check
                 if off + 12 > size:
@@ -329,7 +353,10 @@ class CaptureReader:
                 else:
                     continue
                 if pkt is not None:
-                    yield pkt
+                    if isinstance(pkt, TcpSegment):
+                        yield from self._tcp.feed(pkt)
+                    else:
+                        yield pkt
         finally:
             stats.frames += n_frames
             stats.dns += n_dns
@@ -350,7 +377,7 @@ class CaptureReader:
         iid: int,
         ts_hi: int | None,
         ts_lo: int,
-    ) -> Packet | None:
+    ) -> Packet | TcpSegment | None:
         """Decode a packet block's frame the careful way (``ts_hi`` None: the
         block has no timestamp); a frame that does not fit counts as malformed."""
         end = start + caplen

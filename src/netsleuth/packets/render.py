@@ -41,6 +41,23 @@ def render_explanation(result: Explanation, *, queries: str | None, limit: int) 
         if n or v in (Fate.ANSWERED, Fate.NEVER_LEFT_BRIDGE):
             pct = 100.0 * n / result.journeys_total if result.journeys_total else 0.0
             lines.append(f"  {n:>8}  {pct:5.1f} %  {v}: {v.meaning}")
+    kinds = result.by_transport or {}
+    if any(k != "udp/ipv4" for k in kinds):  # say the transports when not only UDP/IPv4
+        for kind, counts in kinds.items():
+            n = sum(counts.values())
+            failed = n - counts.get(str(Fate.ANSWERED), 0)
+            what = (
+                "TCP connections to the server whose handshake never completed (no query sent)"
+                if kind.startswith("tcp-handshake")
+                else "queries"
+            )
+            lines.append(f"  {kind:>20}: {n} {what}, {failed} failed")
+    if s.tcp_segments:
+        lines.append(
+            f"  (DNS over TCP: {s.tcp_segments} segments, {s.tcp_retransmitted} retransmitted"
+            + (f", {s.tcp_gaps} streams cut by a segment the capture missed" if s.tcp_gaps else "")
+            + ")"
+        )
     if result.orphan_answers:
         lines.append(f"  ({result.orphan_answers} answers to queries before the capture began)")
     if result.counts.get(str(Fate.UNANSWERED)):
@@ -127,9 +144,18 @@ def _drop_lines(r: DropReport) -> list[str]:
 
 
 def _query_line(j: Journey, drop: QueryDrop | None = None) -> str:
-    text = f"  {_fmt_ts(j.ts_ns)}  id {j.dns_id:<5} {j.qname:<24} {j.client:<21} {j.verdict:<17}"
+    via = f"{j.transport}{j.family[-1]}"  # udp4, tcp6
+    if j.handshake:
+        head = f"id -     {'(TCP handshake, no query)':<24}"
+    else:
+        head = f"id {j.dns_id:<5} {j.qname:<24}"
+    text = f"  {_fmt_ts(j.ts_ns)}  {via} {head} {j.client:<21} {j.verdict:<17}"
     if j.latency_ns is not None:
         text += f" {j.latency_ns / 1e6:.1f} ms"
+    if j.truncated:
+        text += " truncated (TC)"
+    if j.handshake and j.rcode == 5:
+        text += " refused (RST)"
     if j.nat_source:
         text += f" {'left as' if j.verdict is Fate.ESCAPED_NAT else 'nat'} {j.nat_source}"
     if j.reused_entry_age_ns is not None:
