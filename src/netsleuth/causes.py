@@ -994,14 +994,18 @@ _ALL = (
             "that never left the bridge",
             "fact: conntrack lists [UNREPLIED] entries whose reply goes back to the client's "
             "own address",
+            "counter: ct.unnated_unreplied above 0 while single queries are lost",
         ),
         scoring=(
-            "Seen by explain only. Watch does not read the conntrack table, so a store holds "
-            "only its symptom: single lost queries, unexplained by any state, in the seconds "
-            "after the bridge's own outages. That is no test: on a flapping bridge the "
-            "entries live 30 s, longer than the time between outages, so those seconds are "
-            "most of the record; beside a named bridge-mac-flap the single losses are left "
-            "to it (its fix removes both)."
+            "Watch counts, once a second in every namespace with conntrack, the unanswered "
+            "entries from a NATed bridge subnet that were not NATed (a filtered ctnetlink "
+            "dump; level ct.unnated_unreplied, written when it changes). Named when short "
+            "losses (3 failed probes or fewer) of the namespaces that no state explains fall "
+            "inside the stretches in which such entries were present, 3 or more, more than the "
+            "share of the record those stretches cover allows by chance (binomial test, "
+            "p < 0.05). Beside a named bridge-mac-flap (whose flooded queries left the "
+            "entries) both are named; it leads the verdict when its losses outnumber the "
+            "outages the flap's state explains. Explain names it from a capture too."
         ),
         explanation=(
             "A query matched a conntrack entry without NAT that a flooded query from the same "
@@ -1023,7 +1027,7 @@ _ALL = (
                 "seconds after the outage itself ended. " + _UNNATED_CHECK + "."
             ),
         },
-        scored=False,
+        scored=True,
     ),
     Cause(
         id="subnet-overlap",

@@ -16,6 +16,7 @@ from netsleuth.analysis.counters import CounterEvidence
 from netsleuth.analysis.drops import DropRecord
 from netsleuth.analysis.result import BridgeState, EpisodeDetail, TargetStats
 from netsleuth.analysis.states import StateEvidence
+from netsleuth.analysis.unnated import UnnatedStretch
 from netsleuth.causes import CAUSES
 
 __all__ = [
@@ -74,6 +75,8 @@ class Evidence:
     drops: DropRecord = field(default_factory=DropRecord)
     """Kernel drops by reason and place, against the outages and the failed
     probes they were the packets of (:mod:`netsleuth.analysis.drops`)."""
+    unnated: tuple[UnnatedStretch, ...] = ()
+    """When conntrack entries that escaped NAT were present (:mod:`netsleuth.analysis.unnated`)."""
 
 
 @dataclass(frozen=True, slots=True)

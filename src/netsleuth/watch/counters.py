@@ -6,6 +6,12 @@ A sample that changed becomes a ``counters`` event through the engine's sink.
 A namespace that cannot be read any more (it went away) is dropped until it
 is watched again. Namespaces are keyed by identity, so a target probing from
 the host namespace does not read it twice.
+
+Beside the counters, each namespace with conntrack gets an
+:class:`~netsleuth.netns.unnated.UnnatedReader`: the number of conntrack
+entries that escaped NAT (:data:`UNNATED`) is written as a level whenever it
+changed, back to 0 included, so the analysis knows when such entries were
+present (:mod:`netsleuth.analysis.unnated`).
 """
 
 from __future__ import annotations
@@ -14,17 +20,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from netsleuth.events import wall_mono
 from netsleuth.events.counters import CounterDiff
 from netsleuth.lifecycle import StartStop
-from netsleuth.model import EventKind, NetEvent
+from netsleuth.model import CounterSample, EventKind, NetEvent
 from netsleuth.netns import Namespace
 from netsleuth.netns.counters import CounterReader
+from netsleuth.netns.unnated import UnnatedReader
 
-__all__ = ["CounterSampler"]
+__all__ = ["UNNATED", "CounterSampler", "with_level"]
+
+UNNATED = "ct.unnated_unreplied"
+"""The level: unanswered conntrack entries from a NATed bridge subnet that were not NATed."""
+
+UNNATED_BUDGET_S = 0.05
+"""CPU a read of those entries may take per sample: one that took k times as
+long is followed by k samples without it (a huge table is read less often)."""
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +51,24 @@ class _Watched:
     reader: CounterReader | None = None
     diff: CounterDiff | None = None
     last_mono: float = 0.0
+    unnated: UnnatedReader | None = None
+    unnated_tried: bool = False
+    unnated_last: int | None = None
+    unnated_skip: int = 0
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+        if self.unnated is not None:
+            self.unnated.close()
+            self.unnated = None
+
+
+def with_level(sample: CounterSample | None, seconds: float, key: str, value: int) -> CounterSample:
+    """``sample`` (or an empty one) with the level ``key`` set to ``value``."""
+    if sample is None:
+        return CounterSample(seconds, {}, {key: value})
+    return replace(sample, levels={**sample.levels, key: value})
 
 
 class CounterSampler(StartStop):
@@ -63,16 +95,15 @@ class CounterSampler(StartStop):
             old = self._watched.get(key)
             if old is not None and old.label != label:
                 return
-            if old is not None and old.reader is not None:
-                old.reader.close()
+            if old is not None:
+                old.close()
             self._watched[key] = _Watched(label, ns, frozenset(load_links))
 
     def forget(self, label: str) -> None:
         with self._lock:
             for key, w in list(self._watched.items()):
                 if w.label == label:
-                    if w.reader is not None:
-                        w.reader.close()
+                    w.close()
                     del self._watched[key]
 
     def start(self) -> None:
@@ -84,8 +115,7 @@ class CounterSampler(StartStop):
             self._thread.join(timeout=5)
         with self._lock:
             for w in self._watched.values():
-                if w.reader is not None:
-                    w.reader.close()
+                w.close()
             self._watched.clear()
 
     def sample_once(self) -> list[NetEvent]:
@@ -99,12 +129,12 @@ class CounterSampler(StartStop):
                 if w.reader is None:
                     w.reader, w.diff = CounterReader(w.namespace, w.load_links), CounterDiff()
                 values = w.reader.read()
+                unnated = self._unnated(w, "ct.count" in values)
             except Exception as exc:  # noqa: BLE001 - a namespace that went away mid-read
                 log.debug("counters of %s not read: %s", w.label, exc)
                 with self._lock:
                     if self._watched.get(key) is w:
-                        if w.reader is not None:
-                            w.reader.close()
+                        w.close()
                         del self._watched[key]
                 continue
             wall, mono = wall_mono()
@@ -112,11 +142,41 @@ class CounterSampler(StartStop):
             w.last_mono = mono
             assert w.diff is not None
             sample = w.diff.update(values, seconds)
+            if unnated is not None and unnated != w.unnated_last:
+                # the first reading is written only when there is something to say
+                if w.unnated_last is not None or unnated:
+                    sample = with_level(sample, seconds, UNNATED, unnated)
+                w.unnated_last = unnated
             if sample is not None:
                 events.append(NetEvent(wall, mono, w.label, EventKind.COUNTERS, "", "", sample))
         self.samples += 1
         self.busy_s += time.thread_time() - cpu0
         return events
+
+    @staticmethod
+    def _unnated(w: _Watched, conntrack: bool) -> int | None:
+        """The un-NATed entries of ``w`` now; None where conntrack cannot be
+        read (not loaded there, no ctnetlink: tried once)."""
+        if w.unnated is None:
+            if w.unnated_tried or not conntrack:
+                return None
+            w.unnated_tried = True
+            try:
+                w.unnated = w.namespace.run(UnnatedReader)
+            except OSError as exc:
+                log.debug("conntrack entries of %s not read: %s", w.label, exc)
+                return None
+        if w.unnated_skip > 0:
+            w.unnated_skip -= 1
+            return None
+        cpu0 = time.thread_time()
+        try:
+            value = w.unnated.read()
+        except OSError as exc:  # a refusal of this dump only: try again next time
+            log.debug("conntrack entries of %s not read: %s", w.label, exc)
+            return None
+        w.unnated_skip = int((time.thread_time() - cpu0) / UNNATED_BUDGET_S)
+        return value
 
     def _run(self) -> None:
         next_at = time.monotonic()

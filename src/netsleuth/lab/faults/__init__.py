@@ -113,6 +113,12 @@ def _resolver_overload(ctx: FaultContext) -> AbstractContextManager[object]:
     return ResolverOverload(ctx.topo, ctx.seed, ctx.duration)
 
 
+def _stale_conntrack(ctx: FaultContext) -> AbstractContextManager[object]:
+    from netsleuth.lab.faults.stale import StaleConntrackNat
+
+    return StaleConntrackNat(ctx.topo, ctx.duration, ctx.seed)
+
+
 def _local_resolver_probe(topo: LabTopology) -> tuple[str, ...]:
     """Probes ask the local forwarder on the bridge address, as the host's clients would."""
     return (f"dns:{topo.gateway}/{topo.dns_name}/A",)
@@ -212,6 +218,12 @@ FAULTS: dict[str, FaultSpec] = {
             "the containers' resolv.conf names 127.0.0.53; probes use each target's resolv.conf",
             _resolver_unreachable,
             probes=_resolver_probes,
+        ),
+        FaultSpec(
+            "stale-conntrack-nat",
+            "br_netfilter on, a bystander port, the bridge MAC flapped 2 s every 12 s: "
+            "flooded queries leave un-NATed entries that later ones reuse",
+            _stale_conntrack,
         ),
         FaultSpec(
             "conntrack-race",
