@@ -24,5 +24,7 @@ Packages, one concern each:
 - ``cli``      the thin command line over all of the above
 """
 
+from netsleuth import compiled as _compiled  # noqa: F401 - first: a stale compiled build never runs
+
 __version__ = "0.1.0"
 __all__ = ["__version__"]

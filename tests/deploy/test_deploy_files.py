@@ -223,15 +223,14 @@ def test_unit_command_line_is_one_the_cli_accepts() -> None:
     text = UNIT.read_text()
     env = dict(re.findall(r'^Environment="?(\w+)=(.*?)"?$', text, re.M))
     exec_start = unit()["Service"]["ExecStart"]
-    argv = shlex.split(
-        exec_start.replace("${NETSLEUTH_METRICS}", env["NETSLEUTH_METRICS"]).replace(
-            "$NETSLEUTH_WATCH_ARGS", env["NETSLEUTH_WATCH_ARGS"]
-        )
-    )
+    # systemd's expansion: ${VAR} is one word, $VAR splits at white space
+    expanded = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env[m[1] or m[2]], exec_start)
+    argv = shlex.split(expanded)
     assert argv[0] == "/usr/local/bin/netsleuth"
     args = build_parser().parse_args(argv[1:])
     assert args.command == "watch" and args.metrics == "127.0.0.1:9477"
     assert args.quiet and args.probe and args.target
+    assert args.retain and args.max_store_size  # bounded by default (docs/store.md)
 
 
 def test_systemd_analyze_verify_and_security(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ used when stale, and the plain-Python modules it replaces still pass the same te
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -18,9 +19,13 @@ SOURCE = ROOT / "src" / "netsleuth"
 
 
 def copy_source(dest: Path, *, with_build: bool) -> Path:
-    ignore = ["__pycache__"] if with_build else ["__pycache__", "*.so", accel.DIGEST_FILE]
+    ignore = ["__pycache__"] if with_build else ["__pycache__", "*.so", accel.RECORD_FILE]
     shutil.copytree(SOURCE, dest / "netsleuth", ignore=shutil.ignore_patterns(*ignore))
     return dest / "netsleuth" / "packets"
+
+
+def configured_names() -> list[str]:
+    return sorted(p.removesuffix(".py").replace("/", ".") for p in accel.configured_modules())
 
 
 def run_python(code: str, path: Path) -> str:
@@ -33,7 +38,10 @@ def run_python(code: str, path: Path) -> str:
 
 def test_setup_built_the_compiled_modules_and_they_are_in_use() -> None:
     assert accel.is_fresh(), "run scripts/setup: it compiles the reader and matcher"
-    assert sorted(accel.compiled_modules()) == sorted(accel.COMPILED)
+    for name in configured_names():
+        importlib.import_module(name)
+    assert accel.compiled_modules() == configured_names()
+    assert "netsleuth.packets.reader" in configured_names()
     assert netsleuth.packets.reader.__file__.endswith(".so")
     assert netsleuth.packets.journey.__file__.endswith(".so")
 
@@ -44,10 +52,10 @@ def files_of(package: Path) -> dict[str, bytes]:
 
 def test_a_stale_build_is_not_imported_and_the_sources_run(tmp_path: Path) -> None:
     package = copy_source(tmp_path, with_build=True)
-    assert accel.is_fresh(package)
+    assert accel.is_fresh(tmp_path)
     with (package / "reader.py").open("a") as fh:
         fh.write("\nEDITED_AFTER_THE_BUILD = True\n")
-    assert not accel.is_fresh(package)
+    assert not accel.is_fresh(tmp_path)
     before = files_of(package)
     loaded = run_python(
         "import netsleuth.packets.reader as r, netsleuth.packets.journey as j\n"
@@ -63,13 +71,21 @@ def test_a_stale_build_is_not_imported_and_the_sources_run(tmp_path: Path) -> No
 
 def test_the_build_step_drops_a_stale_build_and_keeps_a_fresh_one(tmp_path: Path) -> None:
     package = copy_source(tmp_path, with_build=True)
-    assert not accel.drop_stale(package)
-    assert accel.is_fresh(package)
+    assert not accel.drop_stale(tmp_path)
+    assert accel.is_fresh(tmp_path)
     with (package / "journey.py").open("a") as fh:
         fh.write("\n# edited after the build\n")
-    assert accel.drop_stale(package)
+    assert accel.drop_stale(tmp_path)
     assert not list(package.glob("*.so"))
-    assert not (package / accel.DIGEST_FILE).exists()
+    assert not (tmp_path / "netsleuth" / accel.RECORD_FILE).exists()
+
+
+def test_a_build_without_its_record_is_not_imported(tmp_path: Path) -> None:
+    package = copy_source(tmp_path, with_build=True)
+    (tmp_path / "netsleuth" / accel.RECORD_FILE).unlink()
+    assert not accel.is_fresh(tmp_path)
+    loaded = run_python("import netsleuth.packets.reader as r; print(r.__file__)", tmp_path)
+    assert loaded == str(package / "reader.py")
 
 
 def test_plain_python_modules_pass_the_packet_unit_tests(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from netsleuth.cli._common import (
     positive_int,
     require_root,
 )
+from netsleuth.deps import require
 from netsleuth.errors import TargetNotFound
 
 __all__ = ["add_parser"]
@@ -124,6 +125,7 @@ def _drops(args: argparse.Namespace) -> ExitStatus:
     from netsleuth.drops.tally import DropTally
 
     require_root("netsleuth drops")
+    require("drops")
     selected = _selected(args)
     hosts = docker_hosts(args.docker_host)
     names = {**namespace_names(hosts), **selected}

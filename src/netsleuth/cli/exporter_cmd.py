@@ -21,6 +21,7 @@ from netsleuth.cli._common import (
     positive_float,
     require_root,
 )
+from netsleuth.deps import require
 
 __all__ = ["add_parser"]
 
@@ -93,6 +94,7 @@ def _exporter(args: argparse.Namespace) -> ExitStatus:
     from netsleuth.metrics.exporter import DoctorLoop
 
     require_root("netsleuth exporter")
+    require("exporter")
     if args.target and not args.probe:
         from netsleuth.errors import InvalidArgument
 

@@ -20,6 +20,7 @@ from netsleuth.cli._common import (
     print_usage,
     require_root,
 )
+from netsleuth.deps import require
 from netsleuth.lab.faults import fault_help, fault_ids
 
 __all__ = ["add_parser"]
@@ -244,6 +245,7 @@ def _cases(args: argparse.Namespace, title: str, run: Callable[..., list[Any]]) 
     from netsleuth.lab.render import LabProgress, results_table
 
     require_root("netsleuth lab")
+    require("lab")
     check_requirements()
     with LabProgress(_progress_console()) as progress:
         results = run(progress.update)
@@ -284,6 +286,7 @@ def _demo(args: argparse.Namespace) -> ExitStatus:
     from netsleuth.lab.demo import run_demo
 
     require_root("netsleuth lab")
+    require("lab")
     status = run_demo(
         duration=args.duration,
         as_json=args.json,
