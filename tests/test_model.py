@@ -16,6 +16,7 @@ from netsleuth.model import (
     CounterSample,
     DockerDetail,
     DropDetail,
+    EndDetail,
     EventDetail,
     EventKind,
     FdbDetail,
@@ -139,6 +140,11 @@ EXAMPLES: list[tuple[EventKind, EventDetail, dict[str, Any]]] = [
             "network": "bridge",
             "network_id": "n1",
         },
+    ),
+    (
+        EventKind.TARGET_ENDED,
+        EndDetail("unix:///a", "c1", "busybox:1", 137),
+        {"daemon": "unix:///a", "id": "c1", "image": "busybox:1", "exit_code": 137},
     ),
     (
         EventKind.NOTE,

@@ -26,6 +26,7 @@ __all__ = [
     "CounterSample",
     "DockerDetail",
     "DropDetail",
+    "EndDetail",
     "EventDetail",
     "EventKind",
     "FdbDetail",
@@ -106,6 +107,7 @@ class EventKind(enum.StrEnum):
     STATE_LEFT = "state-left"
     TARGET_GONE = "target-gone"
     TARGET_BACK = "target-back"
+    TARGET_ENDED = "target-ended"
     DOCKER = "docker"
     NOTE = "note"
     COUNTERS = "counters"
@@ -521,6 +523,34 @@ class TargetDetail:
 
 
 @dataclass(frozen=True, slots=True)
+class EndDetail:
+    """``target-ended``: a watched container ended (it exited, was stopped or
+    removed): its life is over, which is not an outage. ``daemon``, ``id`` and
+    ``image`` say which container; ``exit_code`` is its status when the daemon
+    gave it."""
+
+    daemon: str = ""
+    id: str = ""
+    image: str = ""
+    exit_code: int | None = None
+
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {"daemon": self.daemon, "id": self.id, "image": self.image}
+        if self.exit_code is not None:
+            out["exit_code"] = self.exit_code
+        return out
+
+    @classmethod
+    def from_json(cls, data: _Json) -> EndDetail:
+        return cls(
+            _text(data, "daemon"),
+            _text(data, "id"),
+            _text(data, "image"),
+            _opt_int(data, "exit_code"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class DockerDetail:
     """``docker``: one Engine API event of ``daemon``: its action and type,
     the container's ID and image; ``network``/``network_id`` for a network
@@ -769,6 +799,7 @@ _KindDetail: TypeAlias = (
     | InvariantDetail
     | StateChange
     | TargetDetail
+    | EndDetail
     | DockerDetail
     | NoteDetail
     | CounterSample
@@ -798,6 +829,7 @@ DETAIL_TYPES: Mapping[EventKind, type[_KindDetail]] = {
     EventKind.STATE_LEFT: StateChange,
     EventKind.TARGET_GONE: TargetDetail,
     EventKind.TARGET_BACK: TargetDetail,
+    EventKind.TARGET_ENDED: EndDetail,
     EventKind.DOCKER: DockerDetail,
     EventKind.NOTE: NoteDetail,
     EventKind.COUNTERS: CounterSample,

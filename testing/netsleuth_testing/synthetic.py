@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from netsleuth.model import (
     EventDetail,
     EventKind,
@@ -36,7 +38,7 @@ from netsleuth.model import (
     PortDetail,
     ProbeResult,
 )
-from netsleuth.store import Store, StoreWriter
+from netsleuth.store import ProbeBatch, Store, StoreWriter
 
 __all__ = ["SCENARIOS", "Synthetic", "generate", "write_store"]
 
@@ -53,6 +55,7 @@ class Synthetic:
     events: list[NetEvent]
     facts: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
     targets: tuple[str, ...] = ()
+    batch: ProbeBatch | None = None
 
 
 def _ev(
@@ -71,8 +74,16 @@ def generate(
     seed: int = 1,
     loss: float = 0.03,
     record_firewall: bool = True,
+    cycle_s: float = 3.0,
+    as_batch: bool = False,
 ) -> Synthetic:
-    """Probe results, events and bridge facts of one scenario (deterministic per seed)."""
+    """Probe results, events and bridge facts of one scenario (deterministic per seed).
+
+    ``cycle_s``: the period of the port churn (a port is joined for two
+    thirds of it). ``as_batch``: the probes as one :class:`ProbeBatch` of
+    numpy columns in ``batch`` (``probes`` left empty): how stores of tens of
+    millions of attempts are built in seconds.
+    """
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}")
     rnd = random.Random(seed)
@@ -106,7 +117,7 @@ def generate(
                     ),
                 )
             )
-        left = t + 2 * _S
+        left = t + int(cycle_s * _S * 2 / 3)
         if left >= end_ns:
             break
         events.append(
@@ -160,7 +171,7 @@ def generate(
                         ),
                     )
                 )
-        t += 3 * _S
+        t += int(cycle_s * _S)
         cycle += 1
 
     if scenario == "nat-flap":
@@ -194,6 +205,10 @@ def generate(
 
     events.sort(key=lambda e: e.wall_ns)
     step = int(_S / rate)
+    facts = _facts(bridge_mac, pinned)
+    if as_batch:
+        batch = _batch(targets, down, scenario, rnd, start_ns, end_ns, step, loss)
+        return Synthetic([], events, facts, targets, batch)
     probes: list[ProbeResult] = []
     for k, target in enumerate(targets):
         spans = down[target]
@@ -221,7 +236,11 @@ def generate(
             )
             t += step
     probes.sort(key=lambda p: p.wall_ns)
-    facts = [
+    return Synthetic(probes, events, facts, targets)
+
+
+def _facts(bridge_mac: str, pinned: bool) -> list[tuple[str, str, str, dict[str, Any]]]:
+    return [
         (
             "host",
             "bridge",
@@ -235,7 +254,67 @@ def generate(
             },
         )
     ]
-    return Synthetic(probes, events, facts, targets)
+
+
+def _batch(  # noqa: PLR0917 - the generator's state, handed on once
+    targets: tuple[str, ...],
+    down: dict[str, list[tuple[int, int]]],
+    scenario: str,
+    rnd: random.Random,
+    start_ns: int,
+    end_ns: int,
+    step: int,
+    loss: float,
+) -> ProbeBatch:
+    """The probes of :func:`generate` as numpy columns, sorted by wall time
+    (the same mechanism: a target fails inside its down spans, and at random
+    with ``upstream-loss``)."""
+    gen = np.random.default_rng(rnd.randrange(2**32))
+    parts = []
+    for k, target in enumerate(targets):
+        wall = np.arange(start_ns + k * step // len(targets), end_ns, step, dtype=np.int64)
+        failed = np.zeros(wall.size, dtype=bool)
+        spans = np.asarray(down[target], dtype=np.int64).reshape(-1, 2)
+        if spans.size:
+            # the last span that began at or before each attempt
+            i = np.searchsorted(spans[:, 0], wall, side="right") - 1
+            ok = i >= 0
+            failed[ok] = wall[ok] <= spans[i[ok], 1]
+        if scenario == "upstream-loss":
+            failed |= gen.random(wall.size) < loss
+        parts.append((np.full(wall.size, k, dtype=np.int64), wall, failed))
+    series = np.concatenate([p[0] for p in parts])
+    wall = np.concatenate([p[1] for p in parts])
+    failed = np.concatenate([p[2] for p in parts])
+    order = np.argsort(wall, kind="stable")
+    series, wall, failed = series[order], wall[order], failed[order]
+    latency = np.where(failed, -1, 300_000 + gen.integers(0, 200_000, wall.size))
+    return ProbeBatch(
+        keys=tuple((t, PROBE, SERVER) for t in targets),
+        series=series,
+        wall_ns=wall,
+        mono_ns=wall.copy(),
+        outcome=np.where(failed, int(Outcome.TIMEOUT), int(Outcome.OK)).astype(np.int8),
+        latency_ns=latency.astype(np.int64),
+        answer=np.where(failed, -1, 0).astype(np.int64),
+        answers=("198.18.255.10",),
+    )
+
+
+def _pieces(batch: ProbeBatch, size: int) -> list[ProbeBatch]:
+    return [
+        ProbeBatch(
+            batch.keys,
+            batch.series[a : a + size],
+            batch.wall_ns[a : a + size],
+            batch.mono_ns[a : a + size],
+            batch.outcome[a : a + size],
+            batch.latency_ns[a : a + size],
+            batch.answer[a : a + size],
+            batch.answers,
+        )
+        for a in range(0, len(batch), size)
+    ]
 
 
 def write_store(path: str | Path, data: Synthetic, label: str = "synthetic") -> int:
@@ -248,6 +327,9 @@ def write_store(path: str | Path, data: Synthetic, label: str = "synthetic") -> 
         try:
             for chunk in range(0, len(data.probes), 50_000):
                 writer.put_probes(data.probes[chunk : chunk + 50_000])
+            if data.batch is not None:
+                for piece in _pieces(data.batch, 1 << 20):
+                    writer.put_batch(piece)
             for ev in data.events:
                 writer.put_event(ev)
         finally:

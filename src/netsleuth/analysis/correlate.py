@@ -30,7 +30,7 @@ all classes tried.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -52,9 +52,11 @@ __all__ = [
     "AtRisk",
     "Correlation",
     "EventClass",
+    "Onsets",
     "candidate_windows",
     "classify",
     "correlate",
+    "correlate_onsets",
     "merge_simultaneous",
 ]
 
@@ -86,6 +88,35 @@ class AtRisk:
     onset: npt.NDArray[np.bool_]
 
 
+Counter = Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], int]
+"""How many attempts lie in the closed intervals ``[lo[i], hi[i]]`` (summed)."""
+
+
+def points_counter(sorted_ns: npt.NDArray[np.int64]) -> Counter:
+    """A :data:`Counter` of the times in ``sorted_ns`` (ascending)."""
+
+    def count(lo: npt.NDArray[np.int64], hi: npt.NDArray[np.int64]) -> int:
+        upto = np.searchsorted(sorted_ns, hi, side="right")
+        below = np.searchsorted(sorted_ns, lo, side="left")
+        return int(np.maximum(upto - below, 0).sum())
+
+    return count
+
+
+@dataclass(frozen=True, slots=True)
+class Onsets:
+    """The at-risk attempts of one target, as the test needs them: the times
+    of its onsets (ascending), and the others (at risk, not an onset) only as
+    a count of those in given intervals and their number. The others are
+    nearly every attempt of a long record; counting them by time spares the
+    test one number per attempt and class."""
+
+    target: str
+    onset_ns: npt.NDArray[np.int64]
+    others: int
+    count_others: Counter
+
+
 @dataclass(frozen=True, slots=True)
 class Correlation:
     """The result of testing one event class against outage onsets."""
@@ -115,6 +146,7 @@ class Correlation:
 _IGNORED = {
     EventKind.INVARIANT_RECOVERED,
     EventKind.TARGET_BACK,
+    EventKind.TARGET_ENDED,  # a container's life ended (docker:die is its cause class)
     EventKind.NOTE,
     # states are weighed by their alignment with outages (analysis.states), not as onsets
     EventKind.STATE_ENTERED,
@@ -200,12 +232,13 @@ def _since_last(
     return dt
 
 
-def merge_simultaneous(at_risk: Sequence[AtRisk], within_ns: int) -> list[AtRisk]:
-    """Drop onsets that follow an onset of any target by at most ``within_ns``."""
+def _simultaneous(
+    onset_ns: Sequence[npt.NDArray[np.int64]], within_ns: int
+) -> dict[int, list[int]]:
+    """Per list (by index), the positions of its onsets that follow an onset
+    of any list by at most ``within_ns``."""
     stamped = sorted(
-        (int(t), i, j)
-        for i, r in enumerate(at_risk)
-        for j, t in zip(np.flatnonzero(r.onset).tolist(), r.wall_ns[r.onset].tolist(), strict=True)
+        (int(t), i, j) for i, times in enumerate(onset_ns) for j, t in enumerate(times.tolist())
     )
     drop: dict[int, list[int]] = defaultdict(list)
     last = None
@@ -214,15 +247,31 @@ def merge_simultaneous(at_risk: Sequence[AtRisk], within_ns: int) -> list[AtRisk
             drop[i].append(j)
         else:
             last = t
+    return drop
+
+
+def merge_simultaneous(at_risk: Sequence[AtRisk], within_ns: int) -> list[AtRisk]:
+    """Drop onsets that follow an onset of any target by at most ``within_ns``."""
+    positions = [np.flatnonzero(r.onset) for r in at_risk]
+    drop = _simultaneous([r.wall_ns[p] for r, p in zip(at_risk, positions, strict=True)], within_ns)
     out = []
     for i, r in enumerate(at_risk):
         if i not in drop:
             out.append(r)
             continue
         keep = np.ones(r.wall_ns.size, dtype=bool)
-        keep[drop[i]] = False
+        keep[positions[i][drop[i]]] = False
         out.append(AtRisk(r.target, r.wall_ns[keep], r.onset[keep]))
     return out
+
+
+def _merge_onsets(onsets: Sequence[Onsets], within_ns: int) -> list[Onsets]:
+    """:func:`merge_simultaneous` for :class:`Onsets` (the others stay)."""
+    drop = _simultaneous([o.onset_ns for o in onsets], within_ns)
+    return [
+        replace(o, onset_ns=np.delete(o.onset_ns, drop[i])) if i in drop else o
+        for i, o in enumerate(onsets)
+    ]
 
 
 def correlate(
@@ -235,10 +284,48 @@ def correlate(
     alpha: float = ALPHA,
 ) -> list[Correlation]:
     """Test every event class seen against the onsets; strongest first."""
+    onsets = []
+    for r in at_risk:
+        others = np.sort(r.wall_ns[~r.onset])
+        onsets.append(
+            Onsets(r.target, r.wall_ns[r.onset], int(others.size), points_counter(others))
+        )
+    return correlate_onsets(
+        onsets,
+        events,
+        probe_interval_ns=probe_interval_ns,
+        span_ns=span_ns,
+        bridges=bridges,
+        alpha=alpha,
+    )
+
+
+def _exposed(count: Counter, events: npt.NDArray[np.int64], limits: Sequence[int]) -> list[int]:
+    """For each ``limit``, how many attempts had an event at most ``limit``
+    before their time plus the tolerance (``_since_last(...) <= limit``).
+    The latest such event of an attempt is ``e[i]`` when ``e[i] - tol <= t <
+    e[i+1] - tol``; it is exposed when also ``t <= e[i] - tol + limit``."""
+    if events.size == 0:
+        return [0] * len(limits)
+    starts = np.unique(events) - TIMESTAMP_TOLERANCE_NS
+    nexts = np.append(starts[1:] - 1, np.iinfo(np.int64).max)
+    return [count(starts, np.minimum(starts + limit, nexts)) for limit in limits]
+
+
+def correlate_onsets(
+    onsets: Sequence[Onsets],
+    events: Sequence[NetEvent],
+    *,
+    probe_interval_ns: int,
+    span_ns: int,
+    bridges: Iterable[str] = (),
+    alpha: float = ALPHA,
+) -> list[Correlation]:
+    """:func:`correlate` on the onsets and counts of the other attempts."""
     bridge_set = set(bridges)
-    at_risk = merge_simultaneous(at_risk, 2 * probe_interval_ns)
-    targets = {r.target for r in at_risk}
-    n_onsets = sum(int(r.onset.sum()) for r in at_risk)
+    onsets = _merge_onsets(onsets, 2 * probe_interval_ns)
+    targets = {r.target for r in onsets}
+    n_onsets = sum(int(r.onset_ns.size) for r in onsets)
     if n_onsets == 0:
         return []
     # class -> scope (None = every target) -> times
@@ -253,28 +340,29 @@ def correlate(
     tested: list[Correlation] = []
     for cls, by_scope in times.items():
         everywhere = np.sort(np.asarray(by_scope.get(None, []), dtype=np.int64))
+        all_times = [t for ts in by_scope.values() for t in ts]
+        windows = candidate_windows(probe_interval_ns, all_times, span_ns)
+        limits = [w + TIMESTAMP_TOLERANCE_NS for w in windows]
         onset_dt: list[npt.NDArray[np.float64]] = []
-        other_dt: list[npt.NDArray[np.float64]] = []
-        for r in at_risk:
+        others = 0
+        exposed = [0] * len(windows)
+        for r in onsets:
             if r.target not in by_scope and everywhere.size == 0:
                 continue  # events of this class were only seen in other targets
             own = np.asarray(by_scope.get(r.target, []), dtype=np.int64)
             ev_t = np.sort(np.concatenate((everywhere, own))) if own.size else everywhere
-            dt = _since_last(r.wall_ns, ev_t)
-            onset_dt.append(dt[r.onset])
-            other_dt.append(dt[~r.onset])
+            onset_dt.append(_since_last(r.onset_ns, ev_t))
+            others += r.others
+            exposed = [
+                x + y for x, y in zip(exposed, _exposed(r.count_others, ev_t, limits), strict=True)
+            ]
         on = np.sort(np.concatenate(onset_dt)) if onset_dt else np.empty(0)
-        off = np.sort(np.concatenate(other_dt)) if other_dt else np.empty(0)
         if on.size == 0:
             continue
-        all_times = [t for ts in by_scope.values() for t in ts]
-        windows = candidate_windows(probe_interval_ns, all_times, span_ns)
         best = (2.0, 0, 0, 0)
-        for w in windows:
-            limit = w + TIMESTAMP_TOLERANCE_NS
+        for w, limit, b in zip(windows, limits, exposed, strict=True):
             a = int(np.searchsorted(on, limit, side="right"))
-            b = int(np.searchsorted(off, limit, side="right"))
-            p = fisher_greater(a, b, on.size - a, off.size - b)
+            p = fisher_greater(a, b, on.size - a, others - b)
             if p < best[0]:
                 best = (p, w, a, b)
         p, w, a, b = best
@@ -290,8 +378,8 @@ def correlate(
                 windows_tried=len(windows),
                 onsets=int(on.size),
                 onsets_after=a,
-                exposed_share=b / off.size if off.size else 0.0,
-                relative_risk=relative_risk(a, a + b, on.size - a, off.size - b),
+                exposed_share=b / others if others else 0.0,
+                relative_risk=relative_risk(a, a + b, on.size - a, others - b),
                 p_value=p,
                 p_adjusted=min(1.0, p * len(windows)),  # corrected across classes below
                 significant=False,

@@ -19,6 +19,7 @@ from netsleuth.cli._common import (
     positive_int,
     require_root,
 )
+from netsleuth.deps import require
 
 __all__ = ["add_parser"]
 
@@ -31,6 +32,16 @@ Targets (repeat --target; `host` is the natural control group):
   netns:NAME           a named network namespace (ip netns)
   pid:PID              the network namespace of a process
   container:NAME|ID    a Docker container (see --docker-host)
+
+Every container, automatically (--containers, on every --docker-host):
+  probes from each running container and from each new one as it starts, for
+  as long as it lives (dns:NAME asks the container's own resolv.conf servers);
+  a container that ends is recorded as ended (target-ended), not as failures.
+  Filters (repeat --containers; no filter: every container):
+    label=KEY  label=KEY=VALUE   containers with that label (all must match)
+    name=GLOB  or a bare GLOB    containers whose name matches (any may)
+  Each is target container:NAME (container:NAME@DAEMON when another daemon
+  has one of that name); its name, ID, image, labels and daemon are stored.
 
 Probes (repeat --probe; each runs on a fixed schedule at --rate, jittered):
   dns:SERVER/NAME[/TYPE]  one query to one server (dns:NAME uses every
@@ -47,6 +58,14 @@ namespace holding it. That namespace plays "host" (its bridges, NAT and links
 are recorded; --host-netns overrides it), and when no target probes from
 there a control target `host` is added there (--no-control to leave it out).
 
+Real traffic (--passive [BRIDGE ...]): every DNS query a client sends across
+the bridges is matched with its answer (by addresses, ports, id and name; its
+NATed copy on the uplink shows how far an unanswered one went) and stored as
+one attempt of series `passive:dns/TYPE` of that client: container:NAME via
+the Docker API, netns:NAME, else its address. Unanswered within --timeout is a
+timeout; rcodes count as for probes. The bridge is captured promiscuously, so
+queries sent to a stale gateway MAC are seen too. --probe is optional then.
+
 Events recorded beside the probes: links added/removed, ports joining and
 leaving bridges, MAC/operstate/MTU changes, the gateway's neighbour entry in
 each target, bridge FDB entries, routes, nftables ruleset changes, Docker
@@ -62,7 +81,11 @@ examples:
   netsleuth watch --target netns:blue --probe dns:198.18.255.2/www.lab.test --rate 20 \\
       --duration 600 --store blue.sqlite
   netsleuth watch --target container:build --docker-host unix:///run/docker-ci.sock \\
-      --probe resolve:example.org --metrics 127.0.0.1:9477"""
+      --probe resolve:example.org --metrics 127.0.0.1:9477
+  netsleuth watch --passive --duration 3600       every real query on every bridge
+  netsleuth watch --passive docker0 --target container:build --probe dns:example.org
+  netsleuth watch --containers 'label=ci' --containers 'build-*' \\
+      --docker-host unix:///run/docker-ci.sock --probe dns:example.org"""
 
 
 def add_parser(sub: Any) -> None:
@@ -73,7 +96,17 @@ def add_parser(sub: Any) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_probe_options(p, rate=10.0, probe_required=True)
+    add_probe_options(p, rate=10.0, probe_required=False)
+    p.add_argument(
+        "--passive",
+        nargs="*",
+        metavar="BRIDGE",
+        help="also record every real DNS query crossing the bridges (and its answer, or "
+        "none within --timeout), per client: over UDP and TCP, IPv4 and IPv6. Default: "
+        "the bridges the targets' paths use (every bridge of the host namespace when "
+        "there is no target), plus the uplinks; BRIDGE ... restricts it. --probe is "
+        "optional then (see docs/passive.md)",
+    )
     add_duration_option(p, help="stop after S seconds (default: until Ctrl-C)")
     p.add_argument(
         "--count", type=positive_int, metavar="N", help="stop after N attempts per probe"
@@ -93,6 +126,16 @@ def add_parser(sub: Any) -> None:
         "(added when none of the targets probes from there)",
     )
     p.add_argument(
+        "--containers",
+        action="append",
+        nargs="?",
+        const="",
+        metavar="FILTER",
+        help="probe from every running container of each --docker-host and from each "
+        "new one while it lives; FILTER (repeatable): label=KEY[=VALUE], name=GLOB "
+        "or a bare name GLOB (default: every container)",
+    )
+    p.add_argument(
         "--counters",
         type=nonneg_float,
         default=1.0,
@@ -108,9 +151,46 @@ def add_parser(sub: Any) -> None:
         help="do not record kernel drop reasons (skb:kfree_skb via bpftrace or ftrace; "
         "recorded by default where the kernel allows)",
     )
+    p.add_argument(
+        "--retain",
+        type=_duration,
+        metavar="DURATION",
+        help="keep every attempt for DURATION (e.g. 14d, 36h) and only per-minute "
+        "aggregates of older ones, so `report` over old ranges gives failure rates at "
+        "minute resolution (default: keep all; the systemd unit passes 14d)",
+    )
+    p.add_argument(
+        "--max-store-size",
+        type=_size,
+        metavar="SIZE",
+        help="never let the store (database + log) grow past SIZE (e.g. 2G, 500M): the "
+        "oldest attempts become per-minute aggregates, then the oldest aggregates and "
+        "events go; what went is recorded in the store and shown by `report`",
+    )
     p.add_argument("--quiet", action="store_true", help="no live view")
     add_json_option(p, help="print a JSON summary at the end")
     p.set_defaults(handler=_watch)
+
+
+def _duration(text: str) -> int:
+    from netsleuth.store.retention import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _size(text: str) -> int:
+    from netsleuth.store.retention import parse_size
+
+    try:
+        size = parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if size < 1 << 20:
+        raise argparse.ArgumentTypeError(f"{text!r} is below 1M; give e.g. 500M or 2G")
+    return size
 
 
 def _watch(args: argparse.Namespace) -> ExitStatus:
@@ -119,9 +199,17 @@ def _watch(args: argparse.Namespace) -> ExitStatus:
     from netsleuth.watch.view import WatchView, stats_table
 
     require_root("netsleuth watch")
+    require("watch")
     store = args.store or default_store_path()
     config = WatchConfig(
-        targets=tuple(args.target or ["host"]),
+        targets=tuple(
+            args.target
+            or (
+                []
+                if args.containers is not None or (args.passive is not None and not args.probe)
+                else ["host"]
+            )
+        ),
         probes=tuple(args.probe),
         rate=args.rate,
         timeout=args.timeout,
@@ -132,6 +220,10 @@ def _watch(args: argparse.Namespace) -> ExitStatus:
         control=args.control,
         counters=args.counters,
         drops=args.drops,
+        containers=None if args.containers is None else tuple(args.containers),
+        passive=None if args.passive is None else tuple(args.passive),
+        retain_ns=args.retain,
+        max_store_bytes=args.max_store_size,
         args={k: v for k, v in vars(args).items() if k != "handler"},
     )
     observers: list[Any] = []
@@ -178,6 +270,8 @@ def _watch(args: argparse.Namespace) -> ExitStatus:
                     "workers": summary.worker_stats,
                     "host_netns": summary.host_netns,
                     "control": summary.control,
+                    "containers": summary.containers,
+                    "containers_ended": summary.containers_ended,
                     "at_risk": [
                         {"risk": risk, "times": n}
                         for risk, n in sorted(summary.stats.risks_seen.items())
@@ -188,6 +282,8 @@ def _watch(args: argparse.Namespace) -> ExitStatus:
         )
     elif args.quiet or not err.is_terminal:
         Console().print(stats_table(summary.stats, summary.seconds))
+    if engine.passive_status:
+        err.print(engine.passive_status, highlight=False, markup=False)
     if args.drops and engine.drops_status:
         err.print(engine.drops_status, highlight=False, markup=False)
     for risk, n in sorted(summary.stats.risks_seen.items()):

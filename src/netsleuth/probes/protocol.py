@@ -54,6 +54,7 @@ class WorkerConfig:
     jitter: float = 0.1
     count: int | None = None  # attempts per probe, None for unbounded
     seed: int | None = None
+    resolv_conf: str | None = None  # where dns:NAME finds its servers; None: /etc/resolv.conf
 
 
 @dataclass(frozen=True, slots=True)

@@ -433,7 +433,8 @@ def worker_main(conn: Connection) -> None:
         _raise_fd_limit()
         specs = [parse_probe(t) for t in cfg.probes]
         try:
-            with open("/etc/resolv.conf") as fh:
+            # a container's own file lives under /proc/PID/root: the engine says where
+            with open(cfg.resolv_conf or "/etc/resolv.conf") as fh:
                 resolv = fh.read()
         except OSError:
             resolv = ""

@@ -7,12 +7,19 @@ at least every 200 ms, so SIGKILL loses well under a second). Readers open a
 events, filtered by run and time.
 
 Tables: ``meta`` (schema version), ``runs``, ``series`` (target, probe,
-server interned once), ``answers`` (interned answer texts), ``probes``,
-``events``, ``facts`` (host facts such as a bridge's ``addr_assign_type``).
+server interned once), ``answers`` (interned answer texts), ``probes`` (the
+newest attempts, one row each), ``probe_blocks`` (older attempts as column
+blocks, :mod:`netsleuth.store.blocks`), ``probe_minutes`` and ``dropped``
+(retention and the size cap, :mod:`netsleuth.store.retention`), ``events``,
+``facts`` (host facts such as a bridge's ``addr_assign_type``). docs/store.md
+describes the layout and the bounds.
 """
 
 from netsleuth.store.sqlite import (
     SCHEMA_VERSION,
+    Dropped,
+    MinuteColumns,
+    ProbeBatch,
     ProbeColumns,
     RunInfo,
     Series,
@@ -20,4 +27,14 @@ from netsleuth.store.sqlite import (
     StoreWriter,
 )
 
-__all__ = ["SCHEMA_VERSION", "ProbeColumns", "RunInfo", "Series", "Store", "StoreWriter"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Dropped",
+    "MinuteColumns",
+    "ProbeBatch",
+    "ProbeColumns",
+    "RunInfo",
+    "Series",
+    "Store",
+    "StoreWriter",
+]

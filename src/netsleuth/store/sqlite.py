@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import os
 import platform
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +22,28 @@ import numpy.typing as npt
 from netsleuth.errors import StoreError
 from netsleuth.lifecycle import Closing
 from netsleuth.model import EventKind, NetEvent, Outcome, ProbeResult, detail_from_json
+from netsleuth.store import blocks, retention
 
-__all__ = ["SCHEMA_VERSION", "ProbeColumns", "RunInfo", "Series", "Store", "StoreWriter"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Dropped",
+    "MinuteColumns",
+    "ProbeBatch",
+    "ProbeColumns",
+    "RunInfo",
+    "Series",
+    "Store",
+    "StoreWriter",
+]
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
+"""1: probes as rows only. 2: adds ``probe_blocks`` (columns of attempts,
+see :mod:`netsleuth.store.blocks`), ``probe_minutes`` (per-minute aggregates
+beyond the retention window) and ``dropped`` (what retention and the size cap
+removed). A store of schema 1 gains the new tables when opened; its rows are
+read as they are and compacted into blocks by the next writer."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,6 +75,36 @@ CREATE TABLE IF NOT EXISTS probes (
     answer INTEGER
 );
 CREATE INDEX IF NOT EXISTS probes_run_time ON probes (run, wall_ns);
+CREATE TABLE IF NOT EXISTS probe_blocks (
+    id INTEGER PRIMARY KEY,
+    run INTEGER NOT NULL,
+    t_start INTEGER NOT NULL,
+    t_end INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS probe_blocks_time ON probe_blocks (t_end, t_start);
+CREATE TABLE IF NOT EXISTS probe_minutes (
+    run INTEGER NOT NULL,
+    series INTEGER NOT NULL,
+    minute_ns INTEGER NOT NULL,
+    outcome INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    answered INTEGER NOT NULL,
+    latency_sum_ns INTEGER NOT NULL,
+    latency_max_ns INTEGER NOT NULL,
+    PRIMARY KEY (run, series, minute_ns, outcome)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS probe_minutes_time ON probe_minutes (minute_ns);
+CREATE TABLE IF NOT EXISTS dropped (
+    id INTEGER PRIMARY KEY,
+    at_ns INTEGER NOT NULL,
+    what TEXT NOT NULL,
+    since_ns INTEGER NOT NULL,
+    until_ns INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     run INTEGER NOT NULL,
@@ -76,6 +126,12 @@ CREATE TABLE IF NOT EXISTS facts (
     data TEXT NOT NULL
 );
 """
+
+
+BUSY_TIMEOUT_S = 10.0
+"""How long a connection waits for another one's write lock."""
+WAL_LIMIT_BYTES = 4 << 20
+"""The write-ahead log is cut back to this size after each checkpoint."""
 
 
 def default_store_path() -> Path:
@@ -102,10 +158,16 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
                 f"cannot create the directory of store {path}: {exc.strerror}"
             ) from None
     try:
-        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        conn = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_S
+        )
+        version = _schema_version(conn)
+        if version is None and create:
+            # only before the first table: lets the size cap give pages back
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        version = _schema_version(conn)
+        conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         if version is None:
             if not create:
                 raise StoreError(f"{path} is not a netsleuth store (no schema); check the path")
@@ -118,6 +180,12 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
                 f"store {path} was written by a newer netsleuth (schema {version}, this one "
                 f"reads {SCHEMA_VERSION}); upgrade netsleuth or use another --store"
             )
+        elif version < SCHEMA_VERSION:
+            conn.executescript(_SCHEMA)  # adds the new tables; old rows stay as they are
+            conn.execute(
+                "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),)
+            )
+            log.info("store %s: schema %d upgraded to %d", path, version, SCHEMA_VERSION)
         return conn
     except sqlite3.DatabaseError as exc:
         raise StoreError(
@@ -176,6 +244,10 @@ class Series:
     server: str
 
 
+_FAILED = np.ones(256, dtype=np.bool_)
+_FAILED[[Outcome.OK, Outcome.NXDOMAIN, Outcome.TARGET_GONE]] = False
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeColumns:
     """Probe attempts as parallel numpy arrays, sorted by ``wall_ns``.
@@ -207,7 +279,13 @@ class ProbeColumns:
 
     @property
     def failed(self) -> npt.NDArray[np.bool_]:
-        return ~np.isin(self.outcome, (Outcome.OK, Outcome.NXDOMAIN, Outcome.TARGET_GONE))
+        """Attempts that failed (a lookup of every outcome in a table of 256:
+        one pass, no sort)."""
+        outcome = self.outcome
+        if outcome.dtype.itemsize == 1:
+            failed: npt.NDArray[np.bool_] = _FAILED[outcome.view(np.uint8)]
+            return failed
+        return ~np.isin(outcome, (Outcome.OK, Outcome.NXDOMAIN, Outcome.TARGET_GONE))
 
     @property
     def gone(self) -> npt.NDArray[np.bool_]:
@@ -216,14 +294,153 @@ class ProbeColumns:
         return gone
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeBatch:
+    """Probe attempts as columns, for writers that hold them as arrays (the
+    synthetic stores, replays): ``series`` and ``answer`` index ``keys`` and
+    ``answers`` (``answer`` -1: none), ``latency_ns`` -1: no answer."""
+
+    keys: tuple[tuple[str, str, str], ...]
+    """(target, probe, server) of each series index."""
+    series: npt.NDArray[np.int64]
+    wall_ns: npt.NDArray[np.int64]
+    mono_ns: npt.NDArray[np.int64]
+    outcome: npt.NDArray[np.int8]
+    latency_ns: npt.NDArray[np.int64]
+    answer: npt.NDArray[np.int64]
+    answers: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.wall_ns)
+
+
+MINUTE_NS = 60_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteColumns:
+    """Per-minute aggregates of attempts beyond the retention window: one row
+    per (run, series, minute, outcome); ``minute_ns`` is the minute's start."""
+
+    run: npt.NDArray[np.int64]
+    series: npt.NDArray[np.int64]
+    minute_ns: npt.NDArray[np.int64]
+    outcome: npt.NDArray[np.int64]
+    attempts: npt.NDArray[np.int64]
+    answered: npt.NDArray[np.int64]
+    latency_sum_ns: npt.NDArray[np.int64]
+    latency_max_ns: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.minute_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """One removal by retention or the size cap: ``what`` (``raw probes``:
+    attempts kept only as per-minute aggregates; ``minutes``, ``events``:
+    removed) between ``since_ns`` and ``until_ns``, and why (``reason``)."""
+
+    at_ns: int
+    what: str
+    since_ns: int
+    until_ns: int
+    rows: int
+    reason: str
+
+
+_HOT = (
+    "SELECT run, series, wall_ns, mono_ns, outcome, coalesce(latency_ns, -1),"
+    " coalesce(answer, 0) FROM probes"
+)
+
+
+def _read_columns(
+    conn: sqlite3.Connection,
+    runs: Sequence[int] | None,
+    since_ns: int | None,
+    until_ns: int | None,
+) -> tuple[ProbeColumns, npt.NDArray[np.int64]]:
+    """Attempts from the blocks that overlap the range (trimmed at its edges)
+    and from the rows not yet compacted, sorted by wall time. Call inside a
+    transaction: the two tables must be read in one snapshot."""
+    lo = -(2**63) if since_ns is None else since_ns
+    hi = 2**63 - 1 if until_ns is None else until_ns
+    run_clause, run_params = "", []
+    if runs:
+        run_clause = f" AND run IN ({','.join('?' * len(runs))})"
+        run_params = list(runs)
+    block_where = f" WHERE t_end >= ? AND t_start < ?{run_clause}"
+    params = [lo, hi, *run_params]
+    edges: dict[int, blocks.Block] = {}
+    inner = 0
+    for bid, t_start, t_end, rows in conn.execute(
+        f"SELECT id, t_start, t_end, rows FROM probe_blocks{block_where}", params
+    ):
+        if t_start >= lo and t_end < hi:
+            inner += rows
+            continue
+        (blob,) = conn.execute("SELECT data FROM probe_blocks WHERE id=?", (bid,)).fetchone()
+        block = blocks.decode(blob)
+        keep = (block.wall_ns >= lo) & (block.wall_ns < hi)
+        edges[bid] = blocks.Block(*(getattr(block, f)[keep] for f in blocks.Block.__slots__))
+    hot_where, hot_params = Store._where(runs, since_ns, until_ns)
+    hot = conn.execute(f"{_HOT}{hot_where} ORDER BY wall_ns", hot_params).fetchall()
+    total = inner + sum(len(b.wall_ns) for b in edges.values()) + len(hot)
+    out = blocks.empty(total)
+    run = np.empty(total, dtype=np.int64)
+    pos = 0
+    cur = conn.execute(
+        f"SELECT id, run, t_start, t_end, data FROM probe_blocks{block_where} ORDER BY t_start, id",
+        params,
+    )
+    while chunk := cur.fetchmany(64):
+        for bid, rid, _t_start, _t_end, blob in chunk:
+            edge = edges.get(bid)
+            if edge is None:
+                n = blocks.decode_into(blob, out, pos)
+            else:
+                n = len(edge.wall_ns)
+                for f in blocks.Block.__slots__:
+                    getattr(out, f)[pos : pos + n] = getattr(edge, f)
+            run[pos : pos + n] = rid
+            pos += n
+    if hot:
+        data = np.array(hot, dtype=np.int64)
+        end = pos + len(hot)
+        run[pos:end] = data[:, 0]
+        for k, f in enumerate(("series", "wall_ns", "mono_ns", "outcome", "latency_ns", "answer")):
+            getattr(out, f)[pos:end] = data[:, k + 1]
+        pos = end
+    assert pos == total
+    wall = out.wall_ns
+    if total > 1 and not bool(np.all(wall[1:] >= wall[:-1])):
+        # runs written at the same time, or late rows: a stable sort keeps
+        # the order of equal times as written
+        order = np.argsort(wall, kind="stable")
+        out = blocks.Block(*(getattr(out, f)[order] for f in blocks.Block.__slots__))
+        run = run[order]
+    cols = ProbeColumns(
+        run=run,
+        series=out.series,
+        wall_ns=out.wall_ns,
+        mono_ns=out.mono_ns,
+        outcome=out.outcome,
+        latency_ns=out.latency_ns,
+    )
+    return cols, out.answer
+
+
 class Store(Closing):
     """Read access to a store (and the run bookkeeping writers need)."""
 
     def __init__(self, path: str | Path, *, create: bool = False) -> None:
         self.path = Path(path)
         self._conn = _connect(self.path, create=create)
+        self._cache: tuple[Any, tuple[ProbeColumns, npt.NDArray[np.int64]]] | None = None
 
     def close(self) -> None:
+        self._cache = None
         self._conn.close()
 
     # -- runs -------------------------------------------------------------
@@ -281,30 +498,71 @@ class Store(Closing):
             params.append(until_ns)
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
+    def _load(
+        self, runs: Sequence[int] | None, since_ns: int | None, until_ns: int | None
+    ) -> tuple[ProbeColumns, npt.NDArray[np.int64]]:
+        """The attempts of the selection and their answer ids (0: none), read
+        in one snapshot; the last selection is kept until the store changes
+        (``probe_columns`` and ``sourced_failures`` of one report read once)."""
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        key = (tuple(sorted(set(runs))) if runs else None, since_ns, until_ns, version)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        self._cache = None
+        self._conn.execute("BEGIN")
+        try:
+            loaded = _read_columns(self._conn, runs, since_ns, until_ns)
+        finally:
+            self._conn.execute("COMMIT")
+        self._cache = (key, loaded)
+        return loaded
+
     def probe_columns(
         self,
         runs: Sequence[int] | None = None,
         since_ns: int | None = None,
         until_ns: int | None = None,
     ) -> ProbeColumns:
-        where, params = self._where(runs, since_ns, until_ns)
-        cur = self._conn.execute(
-            "SELECT run, series, wall_ns, mono_ns, outcome, coalesce(latency_ns, -1)"
-            f" FROM probes{where} ORDER BY wall_ns",
-            params,
-        )
-        chunks = []
-        while rows := cur.fetchmany(200_000):
-            chunks.append(np.array(rows, dtype=np.int64))
-        data = np.concatenate(chunks) if chunks else np.empty((0, 6), dtype=np.int64)
-        return ProbeColumns(
-            run=data[:, 0].copy(),
-            series=data[:, 1].copy(),
-            wall_ns=data[:, 2].copy(),
-            mono_ns=data[:, 3].copy(),
-            outcome=data[:, 4].astype(np.int8),
-            latency_ns=data[:, 5].copy(),
-        )
+        """The raw attempts of ``runs`` (all if None) in ``[since_ns,
+        until_ns)``, sorted by wall time. Attempts older than the retention
+        window are only in :meth:`minutes`."""
+        return self._load(runs, since_ns, until_ns)[0]
+
+    def _results(
+        self, cols: ProbeColumns, answer: npt.NDArray[np.int64], rows: npt.NDArray[np.intp]
+    ) -> list[ProbeResult]:
+        series = self.series()
+        texts = self._answer_texts(np.unique(answer[rows]).tolist())
+        out = []
+        for i in rows.tolist():
+            s = series[int(cols.series[i])]
+            latency = int(cols.latency_ns[i])
+            out.append(
+                ProbeResult(
+                    int(cols.wall_ns[i]),
+                    int(cols.mono_ns[i]),
+                    s.target,
+                    s.probe,
+                    s.server,
+                    Outcome(int(cols.outcome[i])),
+                    None if latency < 0 else latency,
+                    texts.get(int(answer[i]), ""),
+                )
+            )
+        return out
+
+    def _answer_texts(self, ids: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        wanted = [int(i) for i in ids if i > 0]
+        for k in range(0, len(wanted), 500):
+            chunk = wanted[k : k + 500]
+            out.update(
+                self._conn.execute(
+                    f"SELECT id, text FROM answers WHERE id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+            )
+        return out
 
     def probes(
         self,
@@ -313,16 +571,8 @@ class Store(Closing):
         until_ns: int | None = None,
     ) -> list[ProbeResult]:
         """Probe attempts as objects (convenient for small selections)."""
-        where, params = self._where(runs, since_ns, until_ns)
-        where = where.replace("run", "p.run").replace("wall_ns", "p.wall_ns")
-        rows = self._conn.execute(
-            "SELECT p.wall_ns, p.mono_ns, s.target, s.probe, s.server, p.outcome,"
-            " p.latency_ns, coalesce(a.text, '') FROM probes p"
-            " JOIN series s ON s.id = p.series LEFT JOIN answers a ON a.id = p.answer"
-            f"{where} ORDER BY p.wall_ns",
-            params,
-        ).fetchall()
-        return [ProbeResult(r[0], r[1], r[2], r[3], r[4], Outcome(r[5]), r[6], r[7]) for r in rows]
+        cols, answer = self._load(runs, since_ns, until_ns)
+        return self._results(cols, answer, np.arange(len(cols)))
 
     def sourced_failures(
         self,
@@ -333,18 +583,49 @@ class Store(Closing):
         """The failed probe attempts that recorded where they sent from (their
         answer is ``from ADDR:PORT``: a DNS or TCP probe that timed out), for
         linking kernel drops to them (:mod:`netsleuth.drops.link`)."""
-        where, params = self._where(runs, since_ns, until_ns)
-        where = where.replace("run", "p.run").replace("wall_ns", "p.wall_ns")
-        ok = (int(Outcome.OK), int(Outcome.NXDOMAIN), int(Outcome.TARGET_GONE))
+        cols, answer = self._load(runs, since_ns, until_ns)
+        rows = np.flatnonzero(cols.failed & (answer > 0))
+        if rows.size == 0:
+            return []
+        texts = self._answer_texts(np.unique(answer[rows]).tolist())
+        sourced = np.asarray([i for i, t in texts.items() if t.startswith("from ")], np.int64)
+        rows = rows[np.isin(answer[rows], sourced)]
+        return self._results(cols, answer, rows)
+
+    def minutes(
+        self,
+        runs: Sequence[int] | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+    ) -> MinuteColumns:
+        """The per-minute aggregates (of attempts older than the retention
+        window) of minutes that start in ``[since_ns, until_ns)``."""
+        where, params = self._where(runs, None, None)
+        clauses = [where[len(" WHERE ") :]] if where else []
+        if since_ns is not None:
+            clauses.append("minute_ns >= ?")
+            params.append(since_ns - since_ns % MINUTE_NS)
+        if until_ns is not None:
+            clauses.append("minute_ns < ?")
+            params.append(until_ns)
         rows = self._conn.execute(
-            "SELECT p.wall_ns, p.mono_ns, s.target, s.probe, s.server, p.outcome,"
-            " p.latency_ns, a.text FROM probes p"
-            " JOIN series s ON s.id = p.series JOIN answers a ON a.id = p.answer"
-            f"{where}{' AND' if where else ' WHERE'} p.outcome NOT IN (?, ?, ?)"
-            " AND a.text LIKE 'from %' ORDER BY p.wall_ns",
-            [*params, *ok],
+            "SELECT run, series, minute_ns, outcome, attempts, answered, latency_sum_ns,"
+            " latency_max_ns FROM probe_minutes"
+            + (" WHERE " + " AND ".join(clauses) if clauses else "")
+            + " ORDER BY minute_ns, run, series, outcome",
+            params,
         ).fetchall()
-        return [ProbeResult(r[0], r[1], r[2], r[3], r[4], Outcome(r[5]), r[6], r[7]) for r in rows]
+        data = np.array(rows, dtype=np.int64).reshape(-1, 8)
+        return MinuteColumns(*(data[:, k].copy() for k in range(8)))
+
+    def dropped(self) -> list[Dropped]:
+        """What retention and the size cap removed, oldest first."""
+        return [
+            Dropped(*r)
+            for r in self._conn.execute(
+                "SELECT at_ns, what, since_ns, until_ns, rows, reason FROM dropped ORDER BY id"
+            )
+        ]
 
     def events(
         self,
@@ -387,29 +668,83 @@ class Store(Closing):
 
 _STOP = object()
 
+COMPACT_INTERVAL_S = 5.0
+"""How often the writer looks whether a block's worth of rows has gathered."""
+HOT_MAX_AGE_NS = 600_000_000_000
+"""Rows of a slow run are compacted once they span this long (10 minutes)."""
+LATE_NS = 2_000_000_000
+"""Rows this close to a run's newest are left for late arrivals of other targets."""
+RETAIN_INTERVAL_S = 60.0
+"""How often the writer aggregates what left the retention window."""
+CAP_INTERVAL_S = 1.0
+"""How often (at most) the writer measures the store against its size cap..."""
+CAP_WRITE_SHARE = 0.02
+"""...or after writing this share of the cap, whichever comes first."""
+
 
 class StoreWriter:
     """Batched writer owned by one thread. ``put_*`` never block on SQLite.
 
     Events are committed as soon as the writer wakes; probe results at least
-    every ``flush_interval`` seconds. :meth:`close` flushes and joins.
+    every ``flush_interval`` seconds, as rows of ``probes`` that readers see
+    at once; every :data:`COMPACT_INTERVAL_S` the thread moves a block's
+    worth of them into a column block. With ``retain_ns`` it replaces
+    attempts older than that by per-minute aggregates; with ``max_bytes`` it
+    keeps database and log under that size (:mod:`netsleuth.store.retention`).
+    :meth:`close` flushes and joins.
     """
 
-    def __init__(self, path: str | Path, run_id: int, flush_interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        run_id: int,
+        flush_interval: float = 0.2,
+        *,
+        retain_ns: int | None = None,
+        max_bytes: int | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
         self.path = Path(path)
         self.run_id = run_id
         self.flush_interval = flush_interval
+        self.retain_ns = retain_ns
+        self.max_bytes = max_bytes
+        self._clock = clock
         self._conn = _connect(self.path, create=True)
+        if max_bytes is not None:
+            # the log must stay a small part of the cap: checkpoint and cut it
+            # back after a few percent of it
+            page = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
+            limit = max(16 * page, min(WAL_LIMIT_BYTES, int(max_bytes * retention.STEP)))
+            self._conn.execute(f"PRAGMA journal_size_limit={limit}")
+            self._conn.execute(f"PRAGMA wal_autocheckpoint={max(16, limit // page)}")
         self._series: dict[tuple[str, str, str], int] = {}
         self._answers: dict[str, int] = {}
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._error: BaseException | None = None
+        # runs that ended with rows not yet compacted (a store of schema 1, a
+        # writer killed before its last compaction): compacted in steps
+        self._leftover = [
+            r
+            for (r,) in self._conn.execute(
+                "SELECT id FROM runs WHERE ended_ns IS NOT NULL AND id != ?"
+                " AND EXISTS (SELECT 1 FROM probes WHERE probes.run = runs.id)",
+                (run_id,),
+            )
+        ]
+        self._written = 0
+        self._last = {"compact": 0.0, "retain": 0.0, "cap": 0.0}
         self._thread = threading.Thread(target=self._loop, name="store-writer", daemon=True)
         self._thread.start()
 
     # -- producer side ------------------------------------------------------
     def put_probes(self, results: Iterable[ProbeResult]) -> None:
         self._queue.put(list(results))
+
+    def put_batch(self, batch: ProbeBatch) -> None:
+        """Attempts as columns: written straight into blocks when sorted by
+        wall time (how large synthetic stores are built), else as rows."""
+        self._queue.put(batch)
 
     def put_event(self, event: NetEvent) -> None:
         self._queue.put(event)
@@ -447,6 +782,7 @@ class StoreWriter:
 
     def _loop(self) -> None:
         pending: list[ProbeResult] = []
+        batches: list[ProbeBatch] = []
         events: list[NetEvent] = []
         last_flush = time.monotonic()
         stopping = False
@@ -461,26 +797,44 @@ class StoreWriter:
                     stopping = True
                 elif isinstance(item, NetEvent):
                     events.append(item)
+                elif isinstance(item, ProbeBatch):
+                    batches.append(item)
                 else:
                     pending.extend(item)  # type: ignore[arg-type]
+                if len(batches) >= 8:
+                    break  # write large batches as they come
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     item = None
             due = time.monotonic() - last_flush >= self.flush_interval
-            if events or (pending and (due or stopping or len(pending) >= 50_000)):
-                try:
-                    self._flush(pending, events)
-                except sqlite3.Error as exc:
-                    self._error = exc
-                    return
-                pending, events = [], []
-                last_flush = time.monotonic()
+            try:
+                if events or batches or (pending and (due or stopping or len(pending) >= 50_000)):
+                    self._flush(pending, events, batches)
+                    pending, events, batches = [], [], []
+                    last_flush = time.monotonic()
+                self._maintain(final=stopping)
+            except sqlite3.Error as exc:
+                self._error = exc
+                return
 
-    def _flush(self, probes: list[ProbeResult], events: list[NetEvent]) -> None:
+    def _flush(
+        self, probes: list[ProbeResult], events: list[NetEvent], batches: list[ProbeBatch]
+    ) -> None:
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            self._insert(probes, events, batches)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _insert(
+        self, probes: list[ProbeResult], events: list[NetEvent], batches: list[ProbeBatch]
+    ) -> None:
         conn = self._conn
         run = self.run_id
-        conn.execute("BEGIN")
         if probes:
             conn.executemany(
                 "INSERT INTO probes VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -497,6 +851,9 @@ class StoreWriter:
                     for p in probes
                 ],
             )
+            self._written += 64 * len(probes)
+        for batch in batches:
+            self._insert_batch(batch)
         if events:
             conn.executemany(
                 "INSERT INTO events (run, wall_ns, mono_ns, netns, kind, ifname, subject, detail)"
@@ -515,4 +872,69 @@ class StoreWriter:
                     for e in events
                 ],
             )
-        conn.execute("COMMIT")
+
+    def _insert_batch(self, batch: ProbeBatch) -> None:
+        if len(batch) == 0:
+            return
+        sids = np.asarray([self._series_id(*k) for k in batch.keys], dtype=np.int64)
+        aids = np.asarray([0] + [self._answer_id(t) or 0 for t in batch.answers], dtype=np.int64)
+        series = sids[batch.series]
+        answer = aids[batch.answer + 1]
+        latency = np.asarray(batch.latency_ns, dtype=np.int64)
+        wall = np.asarray(batch.wall_ns, dtype=np.int64)
+        if len(batch) >= 256 and bool(np.all(wall[1:] >= wall[:-1])):
+            self._written += retention.insert_blocks(
+                self._conn,
+                self.run_id,
+                series=series,
+                wall_ns=wall,
+                mono_ns=np.asarray(batch.mono_ns, dtype=np.int64),
+                outcome=np.asarray(batch.outcome, dtype=np.int8),
+                latency_ns=latency,
+                answer=answer,
+            )
+            return
+        self._conn.executemany(
+            "INSERT INTO probes VALUES (?, ?, ?, ?, ?, ?, ?)",
+            zip(
+                itertools.repeat(self.run_id),
+                series.tolist(),
+                wall.tolist(),
+                np.asarray(batch.mono_ns).tolist(),
+                np.asarray(batch.outcome).tolist(),
+                [None if v < 0 else v for v in latency.tolist()],
+                [None if v == 0 else v for v in answer.tolist()],
+                strict=True,
+            ),
+        )
+        self._written += 64 * len(batch)
+
+    def _due(self, what: str, interval: float, *, final: bool) -> bool:
+        now = time.monotonic()
+        if final or now - self._last[what] >= interval:
+            self._last[what] = now
+            return True
+        return False
+
+    def _maintain(self, *, final: bool) -> None:
+        """Compaction, retention and the size cap, each on its own schedule."""
+        conn = self._conn
+        if self._due("compact", COMPACT_INTERVAL_S, final=final) and not final:
+            n, lo, hi = conn.execute(
+                "SELECT count(*), min(wall_ns), max(wall_ns) FROM probes WHERE run=?",
+                (self.run_id,),
+            ).fetchone()
+            if n >= blocks.BLOCK_ROWS or (n and hi - lo >= HOT_MAX_AGE_NS):
+                retention.compact_hot(conn, self.run_id, hi - LATE_NS)
+            if self._leftover and not retention.compact_hot(conn, self._leftover[0], 2**63 - 1):
+                self._leftover.pop(0)
+        if self.retain_ns is not None and self._due("retain", RETAIN_INTERVAL_S, final=final):
+            before = self._clock() - self.retain_ns
+            reason = f"retain {retention.format_duration(self.retain_ns)}"
+            while retention.aggregate_before(conn, before, reason, self._clock()):
+                pass
+        if self.max_bytes is not None:
+            cap_due = self._written >= CAP_WRITE_SHARE * self.max_bytes
+            if self._due("cap", 0.0 if cap_due else CAP_INTERVAL_S, final=final):
+                self._written = 0
+                retention.enforce_cap(conn, self.path, self.max_bytes, self._clock())

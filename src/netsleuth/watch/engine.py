@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import queue
 import subprocess
 import threading
 import time
@@ -36,6 +37,7 @@ from netsleuth.events import GatewayInvariant, NetlinkMonitor, NftMonitor, wall_
 from netsleuth.model import (
     Bridge,
     CounterSample,
+    EndDetail,
     EventDetail,
     EventKind,
     NetEvent,
@@ -45,6 +47,7 @@ from netsleuth.model import (
     TargetDetail,
 )
 from netsleuth.netns.counters import LOAD_COUNTERS
+from netsleuth.passive.source import PassiveSource
 from netsleuth.probes import (
     Done,
     Failed,
@@ -59,6 +62,20 @@ from netsleuth.probes import (
     spawn_worker,
 )
 from netsleuth.store import Store, StoreWriter
+from netsleuth.watch.containers import (
+    FACT_KIND,
+    ContainerFleet,
+    ContainerInfo,
+    Ended,
+    FleetChange,
+    Lost,
+    Started,
+    container_fact,
+    parse_container_filters,
+    settle_held,
+    split_held,
+    target_label,
+)
 from netsleuth.watch.counters import CounterSampler
 from netsleuth.watch.drops import DropWatch
 from netsleuth.watch.live import LiveStats
@@ -70,7 +87,7 @@ from netsleuth.watch.paths import (
     egress_links,
     read_firewall,
 )
-from netsleuth.watch.targets import Location, Target, parse_target
+from netsleuth.watch.targets import DEFAULT_DOCKER_HOST, Location, Target, parse_target
 
 __all__ = ["Observer", "WatchConfig", "WatchEngine", "WatchSummary"]
 
@@ -98,13 +115,24 @@ class WatchConfig:
     drops: bool = True  # kernel drop reasons (netsleuth.drops) where the kernel allows
     label: str = "watch"
     args: dict[str, Any] = field(default_factory=dict)
+    containers: tuple[str, ...] | None = None  # --containers filters; None: off, (): every one
+    passive: tuple[str, ...] | None = None  # --passive interfaces; None: off, (): found
+    retain_ns: int | None = None  # --retain: raw attempts kept this long, then minutes
+    max_store_bytes: int | None = None  # --max-store-size: database + log never above
 
     def validate(self) -> None:
-        if not self.targets:
+        if self.containers is not None:
+            parse_container_filters(self.containers)
+        if self.passive is not None and not self.probes and self.targets:
+            raise InvalidArgument(
+                "the targets have nothing to probe: give --probe, or leave out --target "
+                "(--passive alone watches the bridges of the host namespace)"
+            )
+        if not self.targets and self.containers is None and self.passive is None:
             raise InvalidArgument(
                 "give at least one --target (host, netns:NAME, pid:PID, container:NAME)"
             )
-        if not self.probes:
+        if not self.probes and self.passive is None:
             raise InvalidArgument("give at least one --probe, e.g. dns:SERVER/NAME or resolve:NAME")
         if not 0 < self.rate <= 100_000:
             raise InvalidArgument(f"--rate {self.rate}: must be in (0, 100000] per second")
@@ -128,14 +156,24 @@ class WatchSummary:
     stats: LiveStats
     host_netns: str | None = None  # the namespace that played "host" (None: ours)
     control: str | None = None  # the control target's label
+    containers: int = 0  # container lives watched (--containers)
+    containers_ended: int = 0  # of which ended during the watch
 
 
 class _TargetRunner:
-    """One target: its worker, its namespace monitor, its invariant."""
+    """One target: its worker, its namespace monitor, its invariant. A target
+    of the fleet (``--containers``) also has its current container, which
+    life of the series that is, where that life is (``running``, ``exited``:
+    its init is gone, ``ended``: recorded as ended) and its failed attempts
+    held until it is seen alive after them."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, label: str | None = None) -> None:
         self.target = target
-        self.label = target.label
+        self.label = label or target.label
+        self.container: ContainerInfo | None = None
+        self.life = 0
+        self.state = ""
+        self.held: list[ProbeResult] = []
         self.location: Location | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.conn: Connection | None = None
@@ -175,6 +213,15 @@ class WatchEngine:
         self._paths: PathWatch | None = None
         self._counters: CounterSampler | None = None
         self._drops: DropWatch | None = None
+        self._passive: PassiveSource | None = None
+        self._filter = parse_container_filters(config.containers or ())
+        self._fleet: ContainerFleet | None = None
+        self._changes: queue.SimpleQueue[FleetChange] = queue.SimpleQueue()
+        self._by_container: dict[tuple[str, str], _TargetRunner] = {}
+        self._label_daemon: dict[str, str] = {}  # fleet label -> its daemon
+        self._store: Store | None = None
+        self.containers_started = self.containers_ended = 0
+        self.ending_dropped = 0  # failed attempts of containers' endings, not stored
         self._runners = [
             _TargetRunner(
                 parse_target(
@@ -387,6 +434,7 @@ class WatchEngine:
             timeout=cfg.timeout,
             jitter=cfg.jitter,
             count=cfg.count,
+            resolv_conf=str(loc.resolv_conf()),
         )
         proc, parent = spawn_worker(worker_cfg)
         runner.process, runner.conn, runner.done = proc, parent, False
@@ -468,6 +516,9 @@ class WatchEngine:
         except (IndexError, ValueError):  # a probe it did not announce; a garbled batch
             self._fail_worker(runner, "probe worker sent results that do not fit its probes")
             return
+        if runner.container is not None:  # a container's failures wait for it to be seen alive
+            results, held = split_held(results)
+            runner.held.extend(held)
         self._deliver(results)
 
     def _fail_worker(self, runner: _TargetRunner, why: str) -> None:
@@ -484,6 +535,9 @@ class WatchEngine:
             obs.observe_batch(results)
 
     def _check_presence(self, runner: _TargetRunner, now: float) -> None:
+        if runner.container is not None:
+            self._check_life(runner)
+            return
         current = runner.location
         if current is not None and current.path is not None and _same_namespace(current):
             return  # still there: no need to ask anyone (e.g. the Docker API) again
@@ -538,6 +592,174 @@ class WatchEngine:
         runner.gone_emitted = due
         self._deliver(results)
 
+    # -- the fleet (--containers) ------------------------------------------------------
+    def _fleet_begin(self, locations: dict[str, Location]) -> None:
+        """Follow the daemons' containers; the running ones are targets from the start."""
+        cfg = self.config
+        if cfg.containers is None:
+            return
+        self._fleet = ContainerFleet(
+            cfg.docker_hosts or (DEFAULT_DOCKER_HOST,), self._filter, self._changes.put
+        )
+        self._fleet.start()
+        for info in self._fleet.initial:
+            loc = _pid_location(info.pid)
+            runner = self._life_runner(info) if loc is not None else None
+            if loc is None or runner is None or runner.state == "running":
+                continue  # ended already (its events say so), a --target, or seen twice
+            self._begin_life(runner, info)
+            locations[runner.label] = loc
+            runner.found = discover(runner.target, loc)
+
+    def _life_runner(self, info: ContainerInfo) -> _TargetRunner | None:
+        """The runner of a container: the same for every life of one container
+        and for a later container of the same name on the same daemon (one
+        series); None when a --target already probes from it."""
+        key = (info.daemon, info.id)
+        runner = self._by_container.get(key)
+        if runner is not None:
+            return runner
+        label = target_label(info.name or info.id[:12], info.daemon, self._label_daemon)
+        runner = next((r for r in self._runners if r.label == label), None)
+        if runner is not None and (runner.container is None or runner.state == "running"):
+            return None
+        if runner is None:
+            runner = _TargetRunner(Target("container", info.id, docker_host=info.daemon), label)
+            with self._lock:
+                self._runners.append(runner)
+        runner.target = Target("container", info.id, docker_host=info.daemon)
+        self._label_daemon.setdefault(label, info.daemon)
+        self._by_container[key] = runner
+        return runner
+
+    def _begin_life(self, runner: _TargetRunner, info: ContainerInfo) -> None:
+        runner.container, runner.state, runner.error = info, "running", ""
+        runner.life += 1
+        runner.held = []
+        runner.done = False
+        self.containers_started += 1
+
+    def _apply_changes(self) -> None:
+        """What the fleet saw since the last look (in the run's thread)."""
+        for _ in range(10_000):  # bounded; the rest waits for the next look
+            try:
+                change = self._changes.get_nowait()
+            except queue.Empty:
+                return
+            match change:
+                case Started(info):
+                    self._fleet_started(info)
+                case Ended(daemon, cid, code):
+                    self._fleet_ended(daemon, cid, code)
+                case Lost(daemon, reason):
+                    self._note(
+                        "host",
+                        EventKind.NOTE,
+                        "containers",
+                        NoteDetail(daemon=daemon, message=f"containers not followed: {reason}"),
+                    )
+
+    def _fleet_started(self, info: ContainerInfo) -> None:
+        runner = self._life_runner(info)
+        if runner is None or runner.state == "running":
+            return
+        self._begin_life(runner, info)
+        self._add_container_fact(runner, "started")
+        loc = _pid_location(info.pid) if info.pid else None
+        if loc is None:
+            runner.state = "exited"  # gone before it could be probed; its end follows
+            return
+        runner.found = discover(runner.target, loc)
+        self._start_target(runner, loc)
+        self._record_resolv_conf(runner)
+
+    def _fleet_ended(self, daemon: str, cid: str, exit_code: int | None) -> None:
+        runner = self._by_container.get((daemon, cid))
+        if runner is None or runner.container is None:
+            return
+        if runner.state == "running":
+            self._stop_life(runner)
+        if runner.state not in ("running", "exited"):
+            return  # its die came before: this is its destroy
+        runner.state = "ended"
+        self.containers_ended += 1
+        info = runner.container
+        self._note(
+            runner.label,
+            EventKind.TARGET_ENDED,
+            info.name,
+            EndDetail(info.daemon, info.id, info.image, exit_code),
+        )
+        self._add_container_fact(runner, "ended", exit_code)
+
+    def _check_life(self, runner: _TargetRunner) -> None:
+        """A container whose init is still there vouches for the failures held
+        so far; one whose init is gone is ending: its worker stops and what it
+        held is dropped (no target-gone rows: an end is not an outage)."""
+        if runner.state != "running":
+            return
+        loc = runner.location
+        alive = loc is not None and loc.path is not None and _same_namespace(loc)
+        if alive:
+            if runner.held:
+                self._deliver(settle_held(runner.held, alive=True))
+                runner.held = []
+            return
+        self._stop_life(runner)
+        runner.state = "exited"
+
+    def _stop_life(self, runner: _TargetRunner) -> None:
+        if self._paths is not None:
+            with self._lock:
+                ended = self._paths.detach(runner.label)
+            self._emit(ended)
+        if runner.process is not None:
+            runner.process.kill()  # what it still has to say is the ending's
+        self._stop_worker(runner, 0.0)
+        if self._counters is not None:
+            self._counters.forget(runner.label)
+        if self._drops is not None:
+            self._drops.forget(runner.label)
+        runner.location = None
+        self.ending_dropped += len(runner.held)
+        runner.held = settle_held(runner.held, alive=False)
+        runner.error = ""  # e.g. a worker that came after the namespace had gone
+
+    def _add_container_fact(
+        self, runner: _TargetRunner, event: str, exit_code: int | None = None
+    ) -> None:
+        if self._store is None or runner.container is None:
+            return
+        data = container_fact(
+            runner.container,
+            event=event,
+            life=runner.life,
+            exit_code=exit_code,
+            keep_labels=self._filter.keys,
+        )
+        self._store.add_fact(self.run_id, runner.label, FACT_KIND, runner.container.id, data)
+
+    def _record_resolv_conf(self, runner: _TargetRunner) -> None:
+        if self._store is None or runner.location is None:
+            return
+        resolv = runner.location.resolv_conf()
+        try:
+            servers = parse_resolv_conf(resolv.read_text())
+        except OSError:
+            return
+        self._store.add_fact(
+            self.run_id, runner.label, "resolv-conf", str(resolv), {"nameservers": servers}
+        )
+
+    def _settle_fleet(self) -> None:
+        """At the end: held failures of containers still alive are recorded."""
+        for runner in self._runners:
+            if runner.container is not None and runner.held:
+                loc = runner.location
+                alive = runner.state == "running" and loc is not None and _same_namespace(loc)
+                self._deliver(settle_held(runner.held, alive=alive))
+                runner.held = []
+
     # -- the run --------------------------------------------------------------------
     def run(
         self, on_tick: Callable[[LiveStats, float], None] | None = None, tick_interval: float = 0.5
@@ -550,9 +772,11 @@ class WatchEngine:
                 raise TargetNotFound(_not_found_hint(runner.target))
             locations[runner.label] = loc
             runner.found = discover(runner.target, loc)
+        self._fleet_begin(locations)
         self._host_netns = choose_host(self.config.host_netns, [r.found for r in self._runners])
         self._choose_control(locations)
         store = Store(self.store_path, create=True)
+        self._store = store
         started = time.monotonic()
         try:
             self.run_id = store.begin_run(
@@ -567,7 +791,12 @@ class WatchEngine:
                     "control": self._control,
                 },
             )
-            self._writer = StoreWriter(self.store_path, self.run_id)
+            self._writer = StoreWriter(
+                self.store_path,
+                self.run_id,
+                retain_ns=cfg.retain_ns,
+                max_bytes=cfg.max_store_bytes,
+            )
             self._start_sources()
             self._refresh_firewall()
             for runner in self._runners:
@@ -575,12 +804,16 @@ class WatchEngine:
                 if loc is None:
                     raise TargetNotFound(_not_found_hint(runner.target))
                 self._start_target(runner, loc)
+                self._add_container_fact(runner, "started")
             self._record_bridge_facts(store, "start")
             self._record_topology(store)
             self._loop(started, on_tick, tick_interval)
         finally:
+            if self._fleet is not None:
+                self._fleet.stop()
             for runner in self._runners:
                 self._stop_worker(runner, cfg.timeout + 1.0)
+            self._settle_fleet()
             self._record_bridge_facts(store, "end")
             self._stop_sources()
             if self._writer is not None:
@@ -589,6 +822,7 @@ class WatchEngine:
             if self.run_id:
                 store.end_run(self.run_id)
             store.close()
+            self._store = None
         errors = [f"{r.label}: {r.error}" for r in self._runners if r.error]
         if errors and self.stats.attempts == 0:
             raise NetsleuthError("; ".join(errors))
@@ -605,6 +839,8 @@ class WatchEngine:
             stats=self.stats,
             host_netns=self._host_netns,
             control=self._control,
+            containers=self.containers_started,
+            containers_ended=self.containers_ended,
         )
 
     def _loop(
@@ -621,15 +857,23 @@ class WatchEngine:
             if now >= deadline:
                 break
             conns = {r.conn: r for r in self._runners if r.conn is not None and not r.done}
-            if not conns and all(r.done for r in self._runners):
+            if (
+                not conns
+                and self._fleet is None
+                and self._passive is None
+                and all(r.done for r in self._runners)
+            ):
                 break  # --count reached everywhere
             if conns:
                 for conn in wait(list(conns), timeout=0.05):
                     self._receive(conns[conn])  # type: ignore[index]
             else:
                 time.sleep(0.05)
+            if self._passive is not None:
+                self._deliver_passive()
             now = time.monotonic()
             if now >= next_presence:
+                self._apply_changes()
                 for runner in self._runners:
                     self._check_presence(runner, now)
                     self._emit_gone(runner, now)
@@ -680,6 +924,44 @@ class WatchEngine:
             source = DockerEventSource(cfg.docker_hosts, lambda e: self._emit([e]))
             source.start()
             self._docker = [source]
+        if cfg.passive is not None:
+            self._start_passive(cfg.passive, host_path)
+
+    def _start_passive(self, given: tuple[str, ...], host_path: Path | None) -> None:
+        """Real DNS queries on the bridges (netsleuth.passive)."""
+        from netsleuth.passive.watch import start_passive
+
+        assert self._host is not None
+        with self._lock:
+            state = self._host.state
+            bridges = sorted(link.name for link in state.links.values() if link.kind == "bridge")
+            uplinks = egress_links(state)
+        path_bridges = [
+            r.found.bridge
+            for r in self._runners
+            if r.found.bridge and (r.found.peer_ns or None) == self._host_netns
+        ]
+        self._passive = start_passive(
+            given,
+            bridges=bridges,
+            path_bridges=path_bridges,
+            uplinks=uplinks,
+            host_netns=self._host_netns,
+            host_path=host_path,
+            docker_hosts=self.config.docker_hosts,
+            timeout_s=self.config.timeout,
+        )
+
+    def _deliver_passive(self) -> None:
+        assert self._passive is not None
+        results = self._passive.take()
+        if results:
+            self._deliver(results)
+
+    @property
+    def passive_status(self) -> str:
+        """One line: what ``--passive`` watched and saw (empty without it)."""
+        return self._passive.status if self._passive is not None else ""
 
     @property
     def drops_status(self) -> str:
@@ -687,6 +969,13 @@ class WatchEngine:
         return self._drops.status if self._drops is not None else ""
 
     def _stop_sources(self) -> None:
+        if self._passive is not None:
+            from netsleuth.passive.watch import FACT_KIND
+
+            self._passive.stop()
+            self._deliver_passive()
+            if self._store is not None and self.run_id:
+                self._store.add_fact(self.run_id, "host", FACT_KIND, "dns", self._passive.summary())
         if self._counters is not None:
             self._counters.stop()
         if self._drops is not None:
@@ -713,6 +1002,16 @@ def _live_line(event: NetEvent) -> str:
         ]
         return f"{event.netns} counters {', '.join(losses)}" if losses else ""
     return f"{event.netns} {event.kind} {event.ifname} {event.subject}"
+
+
+def _pid_location(pid: int) -> Location | None:
+    """Where a container's init process has its namespace (None: it is gone)."""
+    path = f"/proc/{pid}/ns/net"
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return Location(path, None, (st.st_dev, st.st_ino), Path(f"/proc/{pid}/root/sys"))
 
 
 def _same_namespace(loc: Location) -> bool:
