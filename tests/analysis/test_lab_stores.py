@@ -1,19 +1,17 @@
 """The report on stores recorded by the real lab (namespaces, bridge, dnsmasq,
 churn, nftables faults): it names the flapping bridge, and only that.
 
-The five lab cases run at the same time (each in its own namespaces) to keep
-the wall time near that of the longest one.
+The five lab cases run in the suite's lab farm (netsleuth_testing.labruns),
+side by side with the other modules' lab runs.
 """
 
 from __future__ import annotations
-
-import subprocess
-import sys
 
 import pytest
 
 from netsleuth.analysis import Analysis, analyze
 from netsleuth.store import Store
+from netsleuth_testing.labruns import book, farm_runs
 
 pytestmark = pytest.mark.lab
 
@@ -29,36 +27,16 @@ CASES = {
     "nat-flap": ["--pin-mac", *CHURN, "--fault", "nat-flap", "--duration", "40"],
     "upstream-loss": ["--pin-mac", *CHURN, "--fault", "upstream-loss", "--duration", "30"],
 }
+book("stores", {name: ["--seed", "7", *args] for name, args in CASES.items()}, report=False)
 
 
 @pytest.fixture(scope="module")
 def lab_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Analysis, str]]:
-    tmp = tmp_path_factory.mktemp("lab")
-    procs = {}
-    for name, args in CASES.items():
-        store = tmp / f"{name}.sqlite"
-        argv = [sys.executable, "-m", "netsleuth", "lab", "run", "--seed", "7", *args]
-        log = (tmp / f"{name}.log").open("w")
-        procs[name] = (
-            subprocess.Popen([*argv, "--json", "--store", str(store)], stdout=log, stderr=log),
-            store,
-            log,
-        )
     out: dict[str, tuple[Analysis, str]] = {}
-    try:
-        for name, (proc, store, log) in procs.items():
-            code = proc.wait(timeout=240)
-            log.close()
-            assert code == 0, (name, (tmp / f"{name}.log").read_text()[-2000:])
-            with Store(store) as s:
-                bridge = str(s.runs()[-1].args.get("bridge", ""))
-                out[name] = (analyze(s), bridge)
-    finally:
-        for proc, _, log in procs.values():
-            if proc.poll() is None:
-                proc.kill()  # our own child, by PID; the lab cleans its namespaces on exit
-                proc.wait(timeout=30)
-            log.close()
+    for name, run in farm_runs("stores", tmp_path_factory.mktemp("farm")).items():
+        with Store(run.store) as s:
+            bridge = str(s.runs()[-1].args.get("bridge", ""))
+            out[name] = (analyze(s), bridge)
     return out
 
 

@@ -34,7 +34,7 @@ def test_docker_compare_unpinned_fails_pinned_does_not() -> None:
             "--engine",
             "docker",
             "--duration",
-            "30",
+            "20",
             "--json",
         ],
         capture_output=True,
@@ -46,9 +46,9 @@ def test_docker_compare_unpinned_fails_pinned_does_not() -> None:
     cases = {c["name"]: c for c in json.loads(proc.stdout)["cases"]}
     unpinned, pinned = cases["unpinned"], cases["pinned"]
     assert unpinned["extra"]["engine"] == "docker"
-    assert unpinned["probes"] >= 400 and pinned["probes"] >= 400
+    assert unpinned["probes"] >= 250 and pinned["probes"] >= 250  # 20/s for 20 s
     assert unpinned["failed"] > 0 and unpinned["mac_changes"] > 0
-    assert unpinned["churn_cycles"] >= 5 and pinned["churn_cycles"] >= 5
+    assert unpinned["churn_cycles"] >= 4 and pinned["churn_cycles"] >= 4  # one per 3 s
     assert pinned["failed"] == 0 and pinned["mac_changes"] == 0
     for case in cases.values():
         assert not netns.list_named(f"nsl-{case['lab_id']}-")

@@ -29,7 +29,7 @@ from netsleuth.analysis.engine import analyze_data
 from netsleuth.drops import availability
 from netsleuth.model import EventKind
 from netsleuth.store import Store
-from netsleuth_testing.labruns import run_faults
+from netsleuth_testing.labruns import book, farm_runs
 
 pytestmark = pytest.mark.lab
 
@@ -44,6 +44,7 @@ CASES: dict[str, tuple[list[str], str | None, tuple[str, str] | None]] = {
     ),
     "nat-missing": (["--duration", "20"], None, None),
 }
+book("drops", {f: ["--fault", f, "--seed", "7", *args] for f, (args, _, _) in CASES.items()})
 # what a host without state, firewall and counter sources records
 WITHOUT = {
     EventKind.STATE_ENTERED,
@@ -59,10 +60,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict[str, 
     found = availability()
     if found.mechanism != "bpftrace":
         pytest.skip(f"these labs need bpftrace for drop headers: {found.summary}")
-    done = run_faults(
-        tmp_path_factory.mktemp("dropfaults"),
-        {fault: ["--seed", "7", *args] for fault, (args, _, _) in CASES.items()},
-    )
+    done = farm_runs("drops", tmp_path_factory.mktemp("farm"))
     return {fault: (run.report, run.store) for fault, run in done.items()}
 
 

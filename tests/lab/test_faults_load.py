@@ -15,23 +15,20 @@ from typing import Any
 import pytest
 
 from netsleuth import netns
-from netsleuth_testing.labruns import run_faults
+from netsleuth_testing.labruns import book, farm_runs
 
 pytestmark = pytest.mark.lab
 
 NETSLEUTH = [sys.executable, "-m", "netsleuth"]
 DURATION = "25"
 CAUSES = ("upstream-rate-limit", "resolver-overload")
+book("load", {cause: ["--fault", cause, "--duration", DURATION] for cause in CAUSES})
 
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict[str, Any], str]]:
     """cause -> (the report's JSON, the lab's run id)."""
-    runs = run_faults(
-        tmp_path_factory.mktemp("load"),
-        {cause: ["--duration", DURATION] for cause in CAUSES},
-        timeout=120,
-    )
+    runs = farm_runs("load", tmp_path_factory.mktemp("farm"))
     return {cause: (run.report, run.run_id) for cause, run in runs.items()}
 
 

@@ -18,23 +18,20 @@ import pytest
 
 from netsleuth import netns
 from netsleuth.netns.core import NETNS_ETC_DIR
-from netsleuth_testing.labruns import run_faults
+from netsleuth_testing.labruns import book, farm_runs
 
 pytestmark = pytest.mark.lab
 
 NETSLEUTH = [sys.executable, "-m", "netsleuth"]
 # rp-filter needs a few of its short, random outages; the others fail from the start
 DURATIONS = {"rp-filter": "25", "mtu-blackhole": "15", "resolver-unreachable": "15"}
+book("path", {cause: ["--fault", cause, "--duration", d] for cause, d in DURATIONS.items()})
 
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict[str, Any], str]]:
     """cause -> (the report's JSON, the lab's run id)."""
-    runs = run_faults(
-        tmp_path_factory.mktemp("paths"),
-        {cause: ["--duration", duration] for cause, duration in DURATIONS.items()},
-        timeout=120,
-    )
+    runs = farm_runs("path", tmp_path_factory.mktemp("farm"))
     return {cause: (run.report, run.run_id) for cause, run in runs.items()}
 
 

@@ -20,7 +20,7 @@ from netsleuth.events.paths import EgressSeen, TargetPath, egress_state, path_st
 from netsleuth.events.state import LinkInfo, NamespaceState
 from netsleuth.lab.faults.neighbours import garp_frame
 from netsleuth.model import StateKind
-from netsleuth_testing.labruns import run_faults
+from netsleuth_testing.labruns import book, farm_runs
 
 # fault -> (lab run arguments, what the verdict's evidence says was seen)
 CASES = {
@@ -31,15 +31,13 @@ CASES = {
     ),
     "address-lost": (["--duration", "23"], "it had no default route or address"),
 }
+book("state", {f: ["--fault", f, "--seed", "7", *args] for f, (args, _) in CASES.items()})
 
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict[str, Any], Any]]:
     """fault -> (report --json of its store, lab run --json)."""
-    runs = run_faults(
-        tmp_path_factory.mktemp("faults"),
-        {fault: ["--seed", "7", *args] for fault, (args, _) in CASES.items()},
-    )
+    runs = farm_runs("state", tmp_path_factory.mktemp("farm"))
     return {fault: (run.report, run.lab) for fault, run in runs.items()}
 
 

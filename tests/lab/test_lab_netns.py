@@ -68,7 +68,7 @@ def test_compare_low_churn_unpinned_fails_pinned_and_arp_notify_do_not() -> None
             "--churn-mac",
             "low",
             "--duration",
-            "20",
+            "14",
             "--arp-notify",
             "--json",
         ],
@@ -81,7 +81,7 @@ def test_compare_low_churn_unpinned_fails_pinned_and_arp_notify_do_not() -> None
     cases = {c["name"]: c for c in json.loads(proc.stdout)["cases"]}
     assert set(cases) == {"unpinned", "pinned", "arp_notify"}
     for case in cases.values():
-        assert case["probes"] >= 330  # 20/s for 20 s, minus start-up
+        assert case["probes"] >= 220  # 20/s for 14 s, minus start-up
         assert set(case) >= {"name", "probes", "failed", "mac_changes", "outages"}
     unpinned = cases["unpinned"]
     assert unpinned["failed"] > 0 and unpinned["mac_changes"] > 0
