@@ -178,14 +178,16 @@ class DropSource:
         self._ready.clear()
         self._start_error = ""
         target = self._run_bpftrace if mechanism == "bpftrace" else self._run_ftrace
-        self._thread = threading.Thread(target=target, name=f"drops-{mechanism}", daemon=True)
-        self._thread.start()
+        # A local name: stop() from another thread may clear self._thread meanwhile.
+        thread = threading.Thread(target=target, name=f"drops-{mechanism}", daemon=True)
+        self._thread = thread
+        thread.start()
         self._ready.wait(_START_TIMEOUT_S + 5)
         if not self._ready.is_set():
             self._start_error = f"{mechanism} did not start within {_START_TIMEOUT_S:.0f} s"
         if self._start_error:
             self._stop.set()
-            self._thread.join(timeout=10)
+            thread.join(timeout=10)
             self._thread = None
             return self._start_error
         self.mechanism = mechanism
