@@ -64,8 +64,19 @@ def test_bash_completes_namespace_names(bash_script: Path, make_netns: Callable[
     assert f"netns:{name}" in complete(bash_script, "netsleuth watch --target netns:")
 
 
-@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
-def test_zsh_script_parses(tmp_path: Path) -> None:
+def test_zsh_loads_the_script_and_binds_it_to_netsleuth(tmp_path: Path) -> None:
+    zsh = shutil.which("zsh")
+    assert zsh, "zsh is missing: run scripts/setup (Debian package zsh)"
     path = tmp_path / "_netsleuth"
     path.write_text(script("zsh"))
-    subprocess.run(["zsh", "-n", str(path)], check=True, timeout=30)
+    subprocess.run([zsh, "-n", str(path)], check=True, timeout=30)
+    # found on fpath as setup installs it: compinit binds the command to it,
+    # and the file loads as that function
+    load = (
+        f"fpath=({tmp_path} $fpath); autoload -U compinit; compinit -u -D; "
+        "print -r -- $_comps[netsleuth]; autoload -Uz +X _netsleuth && print loaded"
+    )
+    out = subprocess.run(
+        [zsh, "-f", "-c", load], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert out.stdout.split() == ["_netsleuth", "loaded"], out
