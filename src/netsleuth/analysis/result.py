@@ -10,8 +10,10 @@ from netsleuth.analysis.episodes import Episode
 from netsleuth.drops.outages import DropCount
 
 if TYPE_CHECKING:
+    from netsleuth.analysis.containers import ContainerLife
     from netsleuth.analysis.counters import CounterEvidence
     from netsleuth.analysis.drops import DropEvidence
+    from netsleuth.analysis.evidence import SeriesStats
     from netsleuth.analysis.scoring import CauseScore
     from netsleuth.analysis.states import StateEvidence
 
@@ -124,3 +126,7 @@ class Analysis:
     """Every kernel counter family that rose, against the outages."""
     drops: tuple[DropEvidence, ...] = ()
     """Every kernel drop reason recorded, against the outages and the failed probes."""
+    containers: tuple[ContainerLife, ...] = ()
+    """Every container life ``watch --containers`` probed from (its series is its target)."""
+    series: tuple[SeriesStats, ...] = ()
+    """Attempts and failures of every series (probes, and real queries of ``--passive``)."""

@@ -4,14 +4,26 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from netsleuth.analysis import Analysis, CauseScore, Correlation, EpisodeDetail, TargetStats
+from netsleuth.analysis.containers import ContainerLife, ended_count
+from netsleuth.analysis.evidence import SeriesStats
 from netsleuth.analysis.states import StateEvidence
 from netsleuth.analysis.stats import format_p
+from netsleuth.passive import is_passive
 
-__all__ = ["JSON_SCHEMA", "MAX_EPISODES", "cause_cells", "iso", "to_json"]
+__all__ = [
+    "JSON_SCHEMA",
+    "MAX_EPISODES",
+    "cause_cells",
+    "container_rows",
+    "iso",
+    "real_queries",
+    "to_json",
+]
 
 JSON_SCHEMA = 1
 MAX_EPISODES = 1000
@@ -127,6 +139,56 @@ def _correlation(c: Correlation) -> dict[str, Any]:
     }
 
 
+def _container(c: ContainerLife) -> dict[str, Any]:
+    return {
+        "target": c.target,
+        "name": c.name,
+        "id": c.id,
+        "image": c.image,
+        "daemon": c.daemon,
+        "life": c.life,
+        "labels": dict(c.labels),
+        "started": iso(c.started_ns),
+        "ended": iso(c.ended_ns),
+        "exit_code": c.exit_code,
+    }
+
+
+def container_rows(lives: Sequence[ContainerLife]) -> list[list[str]]:
+    """Per container series: target, image, daemon, lives, ended (both reports)."""
+    by_target: dict[str, list[ContainerLife]] = {}
+    for c in lives:
+        by_target.setdefault(c.target, []).append(c)
+    return [
+        [
+            target,
+            ", ".join(dict.fromkeys(c.image for c in group)),
+            ", ".join(dict.fromkeys(c.daemon for c in group)),
+            str(len(group)),
+            str(ended_count(group)),
+        ]
+        for target, group in sorted(by_target.items())
+    ]
+
+
+def _series(s: SeriesStats) -> dict[str, Any]:
+    return {
+        "target": s.target,
+        "probe": s.probe,
+        "server": s.server,
+        "attempts": s.attempts,
+        "failed": s.failed,
+        "outcomes": dict(s.outcomes),
+        "source": "passive" if is_passive(s.probe) else "probe",
+    }
+
+
+def real_queries(series: Sequence[SeriesStats]) -> tuple[int, int]:
+    """(queries, failed) of the series of real traffic (``watch --passive``)."""
+    real = [s for s in series if is_passive(s.probe)]
+    return sum(s.attempts for s in real), sum(s.failed for s in real)
+
+
 def _episode(d: EpisodeDetail) -> dict[str, Any]:
     e = d.episode
     return {
@@ -189,6 +251,11 @@ def to_json(analysis: Analysis, *, max_episodes: int = MAX_EPISODES) -> dict[str
             }
             for t in a.targets
         ],
+        "series": [_series(s) for s in a.series],
+        "real_queries": real_queries(a.series)[0],
+        "real_queries_failed": real_queries(a.series)[1],
+        "containers": [_container(c) for c in a.containers],
+        "containers_ended": ended_count(a.containers),
         "episodes": [_episode(d) for d in a.episodes[:max_episodes]],
         "episodes_total": len(a.episodes),
         "correlations": [_correlation(c) for c in a.correlations],

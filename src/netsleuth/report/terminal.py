@@ -8,8 +8,16 @@ from rich.table import Table
 from rich.text import Text
 
 from netsleuth.analysis import Analysis
+from netsleuth.analysis.containers import ended_count
 from netsleuth.analysis.stats import format_p, p_phrase
-from netsleuth.report.json_out import cause_cells, correlation_cells, iso, target_cells
+from netsleuth.report.json_out import (
+    cause_cells,
+    container_rows,
+    correlation_cells,
+    iso,
+    real_queries,
+    target_cells,
+)
 
 __all__ = ["render_terminal"]
 
@@ -29,6 +37,13 @@ def render_terminal(analysis: Analysis, console: Console) -> None:
         Text(f"netsleuth report · {a.source} · run {runs}{span}", style="bold"),
         Text(f"{a.probes} probes, {a.failed} failed, {len(a.episodes)} outage episodes"),
     )
+    real, real_failed = real_queries(a.series)
+    if real:
+        console.print(
+            f"{real} real queries observed ({real_failed} failed): series passive:dns/… come "
+            "from real traffic (watch --passive); they count in the figures below.",
+            highlight=False,
+        )
     style = _STYLE.get(v.cause, "yellow")
     body = Text()
     body.append(f"{v.title}\n", style="bold")
@@ -59,6 +74,8 @@ def render_terminal(analysis: Analysis, console: Console) -> None:
             ranked.add_row(*cause_cells(score), style="bold" if score.named else "dim")
         parts.append(ranked)
     parts.append(targets)
+    if a.containers:
+        parts.append(_containers_table(a))
 
     if a.correlations:
         corr = Table(
@@ -101,6 +118,23 @@ def render_terminal(analysis: Analysis, console: Console) -> None:
     for note in a.notes:
         parts.append(Text(f"• {note}"))
     console.print(Group(*parts))
+
+
+def _containers_table(a: Analysis) -> Table:
+    """The containers behind the container series (``watch --containers``)."""
+    ended = ended_count(a.containers)
+    table = Table(
+        title=f"Containers ({ended} came and went; their ends are not failures)",
+        title_justify="left",
+    )
+    for col in ("target", "image", "daemon", "lives", "ended"):
+        table.add_column(col, justify="right" if col in ("lives", "ended") else "left")
+    rows = container_rows(a.containers)
+    for row in rows[:MAX_ROWS]:
+        table.add_row(*row)
+    if len(rows) > MAX_ROWS:
+        table.caption = f"… and {len(rows) - MAX_ROWS} more (--json for all)"
+    return table
 
 
 def _drops_table(a: Analysis) -> Table:
