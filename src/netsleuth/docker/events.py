@@ -91,7 +91,63 @@ def event_from_docker(
     )
 
 
-class DockerEventSource(StartStop):
+class DaemonStreams(StartStop):
+    """The event streams of one or more daemons, one reader thread each: the
+    plumbing shared by whatever follows them. A subclass opens its clients and
+    streams in ``start()`` (:meth:`_client`, :meth:`_stream`, :meth:`_reader`)
+    and reads them in its threads; ``stop()`` closes the streams (which ends
+    the readers' loops), joins the threads (bounded by ``join_timeout``) and
+    closes the clients."""
+
+    def __init__(
+        self,
+        hosts: Sequence[str],
+        client_factory: Callable[[str], Any] | None,
+        join_timeout: float,
+    ) -> None:
+        self.hosts = list(hosts)
+        self._factory = client_factory or _default_client
+        self._join_timeout = join_timeout
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._streams: list[Any] = []
+        self._clients: list[Any] = []
+        self.errors: list[str] = []
+
+    def _client(self, host: str) -> Any:
+        client = self._factory(host)
+        self._clients.append(client)
+        return client
+
+    def _stream(self, client: Any, filters: Mapping[str, Any] | None) -> Any:
+        stream = client.api.events(decode=True, filters=filters)
+        self._streams.append(stream)
+        return stream
+
+    def _reader(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        self._threads.append(threading.Thread(target=target, args=args, name=name, daemon=True))
+
+    def _start_readers(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for stream in self._streams:
+            with contextlib.suppress(Exception):  # already closed by the daemon
+                stream.close()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(self._join_timeout)
+        for client in self._clients:
+            with contextlib.suppress(Exception):
+                client.close()
+        self._streams.clear()
+        self._clients.clear()
+        self._threads.clear()
+
+
+class DockerEventSource(DaemonStreams):
     """Follow the events of one or more daemons and hand each to ``sink``.
 
     ``start()`` subscribes to every daemon before it returns (no event after
@@ -111,52 +167,23 @@ class DockerEventSource(StartStop):
         client_factory: Callable[[str], Any] | None = None,
         join_timeout: float = 5.0,
     ) -> None:
-        self.hosts = list(hosts)
+        super().__init__(hosts, client_factory, join_timeout)
         self._sink = sink
         self._types = list(types)
         self._clock = clock or Clock()
-        self._factory = client_factory or _default_client
-        self._join_timeout = join_timeout
-        self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._streams: list[Any] = []
-        self._clients: list[Any] = []
-        self.errors: list[str] = []
         self.count = 0
         self._lock = threading.Lock()
 
     def start(self) -> None:
         try:
             for host in self.hosts:
-                client = self._factory(host)
-                self._clients.append(client)
                 filters = {"type": self._types} if self._types else None
-                stream = client.api.events(decode=True, filters=filters)
-                self._streams.append(stream)
-                thread = threading.Thread(
-                    target=self._read, args=(host, stream), name=f"docker-events:{host}"
-                )
-                self._threads.append(thread)
+                stream = self._stream(self._client(host), filters)
+                self._reader(f"docker-events:{host}", self._read, host, stream)
         except BaseException:
             self.stop()
             raise
-        for thread in self._threads:
-            thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        for stream in self._streams:
-            with contextlib.suppress(Exception):  # already closed by the daemon
-                stream.close()
-        for thread in self._threads:
-            if thread.is_alive():
-                thread.join(self._join_timeout)
-        for client in self._clients:
-            with contextlib.suppress(Exception):
-                client.close()
-        self._streams.clear()
-        self._clients.clear()
-        self._threads.clear()
+        self._start_readers()
 
     def _read(self, host: str, stream: Any) -> None:
         reason = "stream ended"

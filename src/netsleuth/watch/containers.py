@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from netsleuth.docker.events import DaemonStreams
 from netsleuth.errors import InvalidArgument
-from netsleuth.lifecycle import StartStop
 from netsleuth.model import Outcome, ProbeResult
 
 __all__ = [
@@ -279,7 +278,7 @@ def settle_held(held: Sequence[ProbeResult], alive: bool) -> list[ProbeResult]:
     return list(held) if alive else []
 
 
-class ContainerFleet(StartStop):
+class ContainerFleet(DaemonStreams):
     """Follow the containers of one or more daemons and hand each change to
     ``sink`` (called from the reader threads). After ``start()``, ``initial``
     holds the running containers the filter keeps; ``errors`` collects what
@@ -294,60 +293,26 @@ class ContainerFleet(StartStop):
         client_factory: Callable[[str], Any] | None = None,
         join_timeout: float = 5.0,
     ) -> None:
-        self.hosts = list(hosts)
+        super().__init__(hosts, client_factory, join_timeout)
         self.keep = keep
         self._sink = sink
-        self._factory = client_factory or _default_client
-        self._join_timeout = join_timeout
-        self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._streams: list[Any] = []
-        self._clients: list[Any] = []
         self.initial: list[ContainerInfo] = []
-        self.errors: list[str] = []
 
     def start(self) -> None:
         filters = {"type": ["container"], "event": list(_EVENTS)}
         try:
             for host in self.hosts:
-                events_client = self._factory(host)
-                self._clients.append(events_client)
-                calls = self._factory(host)  # inspect beside the open stream
-                self._clients.append(calls)
-                stream = events_client.api.events(decode=True, filters=filters)
-                self._streams.append(stream)
+                stream = self._stream(self._client(host), filters)
+                calls = self._client(host)  # inspect beside the open stream
                 for entry in calls.api.containers(filters={"status": "running"}):
                     info = self._inspect(calls, host, str(entry.get("Id", "")))
                     if info is not None and info.pid:
                         self.initial.append(info)
-                self._threads.append(
-                    threading.Thread(
-                        target=self._read,
-                        args=(host, stream, calls),
-                        name=f"containers:{host}",
-                        daemon=True,
-                    )
-                )
+                self._reader(f"containers:{host}", self._read, host, stream, calls)
         except BaseException:
             self.stop()
             raise
-        for thread in self._threads:
-            thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        for stream in self._streams:
-            with contextlib.suppress(Exception):  # already closed by the daemon
-                stream.close()
-        for thread in self._threads:
-            if thread.is_alive():
-                thread.join(self._join_timeout)
-        for client in self._clients:
-            with contextlib.suppress(Exception):
-                client.close()
-        self._streams.clear()
-        self._clients.clear()
-        self._threads.clear()
+        self._start_readers()
 
     def _inspect(
         self, client: Any, host: str, cid: str, raw: Mapping[str, Any] | None = None
@@ -388,9 +353,3 @@ class ContainerFleet(StartStop):
             self.errors.append(f"{host}: {reason}")
             with contextlib.suppress(Exception):
                 self._sink(Lost(host, reason))
-
-
-def _default_client(host: str) -> Any:
-    from netsleuth.docker.client import connect
-
-    return connect(host)
