@@ -29,6 +29,7 @@ from pyroute2 import IPRoute
 
 from netsleuth import netns
 from netsleuth.lab import LabConfig, LabTopology, build_lab
+from netsleuth.store import Store
 from netsleuth.watch import LiveStats, WatchConfig, WatchEngine
 
 
@@ -61,10 +62,10 @@ def probe_rate(topo: LabTopology, tmp: Path, rate: float, seconds: float) -> dic
     summary = engine.run()
     cpu = cpu_seconds() - cpu0
     worker = next(iter(summary.worker_stats.values()))
-    with sqlite3.connect(tmp / f"rate-{rate:.0f}.sqlite") as conn:
-        stored, first, last = conn.execute(
-            "SELECT count(*), min(wall_ns), max(wall_ns) FROM probes"
-        ).fetchone()
+    with Store(tmp / f"rate-{rate:.0f}.sqlite") as store:  # raw rows and column blocks
+        wall = store.probe_columns().wall_ns
+    stored = len(wall)
+    first, last = (int(wall.min()), int(wall.max())) if stored else (0, 0)
     span = (last - first) / 1e9 if stored > 1 else seconds
     return {
         "target_rate": rate,
@@ -157,8 +158,8 @@ def rss_over_million(
         tmp / "million.sqlite",
     )
     engine.run(on_tick=tick, tick_interval=0.2)
-    with sqlite3.connect(tmp / "million.sqlite") as conn:
-        stored = conn.execute("SELECT count(*) FROM probes").fetchone()[0]
+    with Store(tmp / "million.sqlite") as store:
+        stored = len(store.probe_columns())
     samples.append((stored, rss_mb()))
     return samples
 

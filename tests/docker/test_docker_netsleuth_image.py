@@ -9,7 +9,6 @@ import contextlib
 import importlib.machinery
 import importlib.util
 import json
-import sqlite3
 import subprocess
 import sys
 import tomllib
@@ -23,6 +22,7 @@ import yaml
 
 from netsleuth import netns
 from netsleuth.docker import DockerDaemon
+from netsleuth.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "build-image"
@@ -208,6 +208,6 @@ def test_image_runs_doctor_and_watch_as_the_daemonset(bridge_ns: str, tmp_path: 
     assert series["attempts"] >= 2
     assert series["failed"] == 0, series
     assert series["outcomes"] == {"ok": series["attempts"]}
-    with contextlib.closing(sqlite3.connect(state / "watch.sqlite")) as db:
-        (stored,) = db.execute("SELECT count(*) FROM probes").fetchone()
+    with Store(state / "watch.sqlite") as store:
+        stored = len(store.probe_columns())
     assert stored >= series["attempts"]
