@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -55,6 +56,7 @@ __all__ = [
     "Onsets",
     "candidate_windows",
     "classify",
+    "classify_all",
     "correlate",
     "correlate_onsets",
     "merge_simultaneous",
@@ -93,12 +95,16 @@ Counter = Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], int]
 
 
 def points_counter(sorted_ns: npt.NDArray[np.int64]) -> Counter:
-    """A :data:`Counter` of the times in ``sorted_ns`` (ascending)."""
+    """A :data:`Counter` of the times in ``sorted_ns`` (ascending). The
+    tests ask with the same ``lo`` for every window in turn: where those
+    fall is looked up once (kept while the same array comes back)."""
+    last: list[Any] = [None, None]
 
     def count(lo: npt.NDArray[np.int64], hi: npt.NDArray[np.int64]) -> int:
         upto = np.searchsorted(sorted_ns, hi, side="right")
-        below = np.searchsorted(sorted_ns, lo, side="left")
-        return int(np.maximum(upto - below, 0).sum())
+        if last[0] is not lo:
+            last[0], last[1] = lo, np.searchsorted(sorted_ns, lo, side="left")
+        return int(np.maximum(upto - last[1], 0).sum())
 
     return count
 
@@ -201,6 +207,15 @@ def classify(event: NetEvent, bridges: Iterable[str] = ()) -> EventClass | None:
         return EventClass(f"{kind}@{where}", f"neighbour entry changed ({where})", kind)
     label = str(kind).replace("-", " ")
     return EventClass(f"{kind}@{where}", f"{label} ({where})", kind)
+
+
+def classify_all(
+    events: Iterable[NetEvent], bridges: Iterable[str] = ()
+) -> list[EventClass | None]:
+    """:func:`classify` of every event (one list, for the several steps of an
+    analysis that each go through every event)."""
+    names = set(bridges)
+    return [classify(ev, names) for ev in events]
 
 
 def candidate_windows(
@@ -320,9 +335,12 @@ def correlate_onsets(
     span_ns: int,
     bridges: Iterable[str] = (),
     alpha: float = ALPHA,
+    classes: Sequence[EventClass | None] | None = None,
 ) -> list[Correlation]:
-    """:func:`correlate` on the onsets and counts of the other attempts."""
-    bridge_set = set(bridges)
+    """:func:`correlate` on the onsets and counts of the other attempts
+    (``classes``: :func:`classify_all` of the events, when known)."""
+    if classes is None:
+        classes = classify_all(events, bridges)
     onsets = _merge_onsets(onsets, 2 * probe_interval_ns)
     targets = {r.target for r in onsets}
     n_onsets = sum(int(r.onset_ns.size) for r in onsets)
@@ -330,8 +348,7 @@ def correlate_onsets(
         return []
     # class -> scope (None = every target) -> times
     times: dict[EventClass, dict[str | None, list[int]]] = defaultdict(lambda: defaultdict(list))
-    for ev in events:
-        cls = classify(ev, bridge_set)
+    for ev, cls in zip(events, classes, strict=True):
         if cls is None:
             continue
         scope = ev.netns if ev.netns in targets and ev.netns != "host" else None

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import binom
 
 from netsleuth.analysis.episodes import Episode
+from netsleuth.analysis.exact import binom_sf
 from netsleuth.model import CounterSample, EventKind, NetEvent
 
 __all__ = [
@@ -200,7 +200,7 @@ def weigh(
     worst = min(1.0, _covered(lows, highs, longest) / max(1, span_ns)) if outages else 0.0
     p: float | None = None
     if outages and rises:
-        p = float(binom.sf(met - 1, len(outages), worst)) if met else 1.0
+        p = binom_sf(met, len(outages), worst) if met else 1.0
     return CounterEvidence(family, tuple(rises), len(outages), met, p)
 
 
@@ -296,7 +296,7 @@ def tail(qs: Sequence[float], k: int) -> float:
     if k <= 0:
         return 1.0
     if len(qs) > EXACT_TAIL_MAX:
-        return float(binom.sf(k - 1, len(qs), max(qs)))
+        return binom_sf(k, len(qs), max(qs))
     dist = [1.0]  # dist[j]: P(j successes so far)
     for q in qs:
         dist = [

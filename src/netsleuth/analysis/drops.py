@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -48,8 +49,10 @@ from netsleuth.analysis.counters import (
     weigh,
 )
 from netsleuth.analysis.episodes import Episode
-from netsleuth.drops.link import link_drops
 from netsleuth.model import DropDetail, EventKind, NetEvent, NoteDetail, ProbeResult
+
+if TYPE_CHECKING:
+    from netsleuth.drops.link import ProbeDrops
 
 __all__ = [
     "BRIDGE_REASONS",
@@ -376,6 +379,17 @@ def mechanism_of(events: Iterable[NetEvent]) -> tuple[str | None, list[int]]:
     return mechanism, starts
 
 
+def _link(probes: Sequence[ProbeResult], drops: Sequence[NetEvent]) -> list[ProbeDrops]:
+    """:func:`netsleuth.drops.link.link_drops`, imported only when there are
+    probes to link (it reads probe specs: the DNS library, for a report
+    that has no use for it)."""
+    if not probes:
+        return []
+    from netsleuth.drops.link import link_drops
+
+    return link_drops(probes, drops)
+
+
 def drop_record(
     events: Sequence[NetEvent],
     episodes: Sequence[Episode],
@@ -392,7 +406,7 @@ def drop_record(
     first = min(starts) if starts else None
     linkable = [p for p in failed if first is not None and p.wall_ns >= first]
     if not drops:
-        sourced = sum(1 for lk in link_drops(linkable, ()))
+        sourced = len(_link(linkable, ()))
         return DropRecord(mechanism, linkable=sourced)
     drops.sort(key=lambda e: e.wall_ns)
     ports = dict(ports or {})
@@ -418,7 +432,7 @@ def drop_record(
     links: set[tuple[int, int]] = set()
     linked_probes: set[int] = set()
     times: list[tuple[str, int]] = []
-    for k, lk in enumerate(link_drops(linkable, drops)):
+    for k, lk in enumerate(_link(linkable, drops)):
         times.append((lk.probe.target, lk.probe.wall_ns))
         for ev in lk.drops:
             links.add((of_event[id(ev)], k))

@@ -6,22 +6,33 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from netsleuth.analysis.containers import container_lives
 from netsleuth.analysis.control import CONTROL, MIN_ONSETS, data_notes, localise, target_stats
 from netsleuth.analysis.correlate import (
     TIMESTAMP_TOLERANCE_NS,
-    AtRisk,
     Correlation,
+    Counter,
+    EventClass,
+    Onsets,
     classify,
-    correlate,
+    classify_all,
+    correlate_onsets,
+    points_counter,
 )
 from netsleuth.analysis.counters import counter_evidence
 from netsleuth.analysis.drops import drop_record
-from netsleuth.analysis.episodes import Episode, find_episodes, target_index
+from netsleuth.analysis.episodes import (
+    ByTarget,
+    Episode,
+    by_target,
+    group_episodes,
+    target_index,
+)
 from netsleuth.analysis.evidence import SeriesStats
 from netsleuth.analysis.result import (
     Analysis,
@@ -32,9 +43,12 @@ from netsleuth.analysis.result import (
 )
 from netsleuth.analysis.scoring import FAMILIES, Evidence, score_all, verdict_of
 from netsleuth.analysis.states import align, state_intervals
+from netsleuth.analysis.unnated import unnated_stretches
 from netsleuth.drops.outages import DropIndex
 from netsleuth.model import Bridge, EventKind, InvariantDetail, NetEvent, Outcome, ProbeResult
 from netsleuth.store import ProbeColumns, Series, Store
+from netsleuth.store.notes import store_notes
+from netsleuth.store.reading import ProbeGroups
 
 __all__ = ["LOOKBACK_NS", "TIMELINE_BINS", "analyze", "analyze_data"]
 
@@ -53,22 +67,35 @@ def analyze(
 ) -> Analysis:
     """Analyse the probes and events of ``runs`` (all if None) between
     ``since_ns`` and ``until_ns`` (wall clock, ns)."""
-    cols = store.probe_columns(runs, since_ns, until_ns)
+    series = store.series()
+    targets = sorted({s.target for s in series.values()})
+    place = {t: i for i, t in enumerate(targets)}
+    # grouped by target as the store reads them: never all attempts in time order
+    groups = store.probe_groups(
+        {sid: place[s.target] for sid, s in series.items()},
+        len(targets),
+        runs,
+        since_ns,
+        until_ns,
+    )
     facts = store.facts(runs)
+    touched = set(groups.runs)
     if since_ns is not None or until_ns is not None:
         # keep the facts of the runs the time selection touches
-        touched = set(np.unique(cols.run).tolist())
         facts = [f for f in facts if f["run"] in touched]
-    run_ids = tuple(runs) if runs else tuple(sorted(set(np.unique(cols.run).tolist())))
-    return analyze_data(
-        cols,
-        store.series(),
+    run_ids = tuple(runs) if runs else tuple(sorted(touched))
+    analysis = _analyze(
+        _attempts_from(groups, targets),
+        series,
         store.events(runs, since_ns, until_ns),
         facts,
         source=str(store.path),
         runs=run_ids,
         sourced=store.sourced_failures(runs, since_ns, until_ns),
     )
+    # ranges kept as per-minute aggregates, and what retention removed
+    bounded = store_notes(store, runs, since_ns, until_ns)
+    return replace(analysis, notes=(*analysis.notes, *bounded)) if bounded else analysis
 
 
 def _bridge_states(
@@ -144,12 +171,14 @@ def _control(facts: Iterable[dict[str, Any]], targets: Sequence[str]) -> str | N
 def series_stats(cols: ProbeColumns, series: dict[int, Series]) -> tuple[SeriesStats, ...]:
     """Attempts and failures (by outcome) of every probe stream (target,
     probe, server; the same stream in several runs counts once), sorted."""
-    # one pass: count (series, outcome) pairs
-    pairs, counts = np.unique(
-        cols.series.astype(np.int64) * 256 + cols.outcome.astype(np.int64), return_counts=True
-    )
+    return _series_stats(*_pair_counts(cols.series, cols.outcome), series)
+
+
+def _series_stats(
+    pairs: Sequence[int], counts: Sequence[int], series: dict[int, Series]
+) -> tuple[SeriesStats, ...]:
     ends: dict[tuple[str, str, str], dict[Outcome, int]] = defaultdict(lambda: defaultdict(int))
-    for pair, n in zip(pairs.tolist(), counts.tolist(), strict=True):
+    for pair, n in zip(pairs, counts, strict=True):
         s = series.get(pair // 256)
         if s is not None and pair % 256 != Outcome.TARGET_GONE:  # gone: neither tried nor failed
             ends[(s.target, s.probe, s.server)][Outcome(pair % 256)] += n
@@ -159,6 +188,59 @@ def series_stats(cols: ProbeColumns, series: dict[int, Series]) -> tuple[SeriesS
         attempts = sum(ends[key].values())
         out.append(SeriesStats(*key, attempts, sum(outcomes.values()), outcomes))
     return tuple(out)
+
+
+def _pair_counts(
+    series: np.ndarray[Any, np.dtype[np.signedinteger[Any]]],
+    outcome: np.ndarray[Any, np.dtype[np.int8]],
+) -> tuple[list[int], list[int]]:
+    """The (series * 256 + outcome) pairs present, ascending, and their counts.
+    Nearly every attempt is OK: those are counted per series with a
+    histogram, only the others are sorted."""
+    if series.size == 0:
+        return [], []
+    if int(series.min()) < 0 or int(series.max()) >= 1 << 20:
+        keys, n = np.unique(
+            series.astype(np.int64) * 256 + outcome.astype(np.int64), return_counts=True
+        )
+        return keys.tolist(), n.tolist()
+    rest = np.flatnonzero(outcome != Outcome.OK)
+    keys, n = np.unique(
+        series[rest].astype(np.int64) * 256 + outcome[rest].astype(np.int64), return_counts=True
+    )
+    return _merge_pairs(chunked_bincount(series), dict(zip(keys.tolist(), n.tolist(), strict=True)))
+
+
+def _merge_pairs(
+    total: np.ndarray[Any, np.dtype[np.int64]], not_ok: dict[int, int]
+) -> tuple[list[int], list[int]]:
+    """:func:`_pair_counts` from the attempts per series (``total``) and the
+    counts of the pairs of other outcomes than OK."""
+    keys = np.asarray(list(not_ok), dtype=np.int64)
+    n = np.asarray(list(not_ok.values()), dtype=np.int64)
+    others = np.bincount(keys // 256, weights=n, minlength=total.size).astype(np.int64)
+    ok = total - others
+    ids = np.flatnonzero(ok)
+    merged = dict(zip((ids * 256 + Outcome.OK).tolist(), ok[ids].tolist(), strict=True))
+    merged.update(not_ok)
+    ordered = sorted(merged)
+    return ordered, [merged[k] for k in ordered]
+
+
+CHUNK_ROWS = 1 << 20
+"""Rows per step of the passes over every attempt that need a temporary of
+their own (so the temporary stays small and is reused)."""
+
+
+def chunked_bincount(values: np.ndarray[Any, np.dtype[np.signedinteger[Any]]]) -> Any:
+    """``np.bincount(values)`` of non-negative integers, a chunk at a time
+    (bincount copies its input to 8-byte integers first: at tens of millions
+    of attempts that copy costs more than the counting)."""
+    size = int(values.max()) + 1 if values.size else 0
+    total = np.zeros(size, dtype=np.int64)
+    for k in range(0, values.size, CHUNK_ROWS):
+        total += np.bincount(values[k : k + CHUNK_ROWS], minlength=size)
+    return total
 
 
 def _resolvers(facts: Iterable[dict[str, Any]]) -> dict[str, tuple[str, ...]]:
@@ -205,18 +287,21 @@ def _stale_intervals(events: Sequence[NetEvent]) -> dict[str, list[tuple[int, in
 
 
 def _episode_details(
-    episodes: Sequence[Episode], events: Sequence[NetEvent], bridges: Iterable[str]
+    episodes: Sequence[Episode],
+    events: Sequence[NetEvent],
+    classes: Sequence[EventClass | None],
 ) -> list[EpisodeDetail]:
-    labelled = [(ev.wall_ns, ev.netns, classify(ev, bridges)) for ev in events]
+    labelled = [(ev.wall_ns, ev.netns, c) for ev, c in zip(events, classes, strict=True)]
     marks = [(t, ns, c.label) for t, ns, c in labelled if c is not None]
     times = np.asarray([m[0] for m in marks], dtype=np.int64)
     stale = _stale_intervals(events)
     monitored = bool(stale)
     by_target = {t: ([a for a, _ in iv], [b for _, b in iv]) for t, iv in stale.items()}
     details = []
-    for ep in episodes:
-        lo = int(np.searchsorted(times, ep.start_ns - LOOKBACK_NS, side="left"))
-        hi = int(np.searchsorted(times, ep.start_ns + TIMESTAMP_TOLERANCE_NS, side="right"))
+    onsets = np.fromiter((ep.start_ns for ep in episodes), np.int64, len(episodes))
+    los = np.searchsorted(times, onsets - LOOKBACK_NS, side="left").tolist()
+    his = np.searchsorted(times, onsets + TIMESTAMP_TOLERANCE_NS, side="right").tolist()
+    for ep, lo, hi in zip(episodes, los, his, strict=True):
         near = [
             ((ep.start_ns - t) / 1e6, label)
             for t, ns, label in marks[lo:hi]
@@ -239,35 +324,51 @@ def _episode_details(
     return details
 
 
+def _others_counter(
+    wall: np.ndarray[Any, np.dtype[np.int64]],
+    failed: np.ndarray[Any, np.dtype[np.int64]],
+    recovered: np.ndarray[Any, np.dtype[np.int64]],
+) -> Counter:
+    """Count a target's attempts at risk that were not onsets (successes after
+    a success) in intervals: all its attempts there, less the failures and
+    the first successes after one (all three in time order)."""
+    every, fails, firsts = points_counter(wall), points_counter(failed), points_counter(recovered)
+
+    def count(
+        lo: np.ndarray[Any, np.dtype[np.int64]], hi: np.ndarray[Any, np.dtype[np.int64]]
+    ) -> int:
+        return every(lo, hi) - fails(lo, hi) - firsts(lo, hi)
+
+    return count
+
+
 def _span(ep: Episode) -> tuple[int, int]:
     return ep.start_ns, ep.end_ns
 
 
 def _timeline(
-    cols: ProbeColumns,
-    targets: Sequence[str],
-    tidx: np.ndarray[Any, np.dtype[np.int64]],
+    att: _Attempts,
+    grouped: ByTarget,
     *,
     events: Sequence[NetEvent],
     correlations: Sequence[Correlation],
-    bridges: Iterable[str],
+    classes: Sequence[EventClass | None],
 ) -> Timeline:
-    if len(cols) == 0:
+    targets = grouped.targets
+    if att.first_ns is None or att.last_ns is None:
         return Timeline(0, 1, tuple(targets), (), (), ())
-    start = int(cols.wall_ns[0])
-    span = int(cols.wall_ns[-1]) - start + 1
+    start = att.first_ns
+    span = att.last_ns - start + 1
     bin_ns = max(1, -(-span // TIMELINE_BINS))
     nbins = -(-span // bin_ns)
-    b = (cols.wall_ns - start) // bin_ns
-    failed = cols.failed
     att_rows, fail_rows = [], []
     for t in range(len(targets)):
-        m = tidx == t
-        att_rows.append(tuple(np.bincount(b[m], minlength=nbins).tolist()))
-        fail_rows.append(tuple(np.bincount(b[m & failed], minlength=nbins).tolist()))
+        rows = grouped.rows(t)
+        b = (grouped.wall_ns[rows] - start) // bin_ns
+        att_rows.append(tuple(np.bincount(b, minlength=nbins).tolist()))
+        fail_rows.append(tuple(np.bincount(b[grouped.failed[rows]], minlength=nbins).tolist()))
     by_label: dict[str, list[int]] = defaultdict(list)
-    for ev in events:
-        c = classify(ev, bridges)
+    for ev, c in zip(events, classes, strict=True):
         if c is not None:
             by_label[c.label].append(ev.wall_ns)
     ranked = [c.label for c in correlations if c.label in by_label]
@@ -294,21 +395,88 @@ def analyze_data(
 ) -> Analysis:
     """The whole analysis on plain data (no I/O). ``sourced``: the failed
     attempts that recorded their source, to link kernel drops to."""
+    return _analyze(
+        _attempts_of(cols, series),
+        series,
+        events,
+        facts,
+        source=source,
+        runs=runs,
+        sourced=sourced,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempts:
+    """What the analysis needs of the attempts: grouped by target (those
+    recorded while their target was gone left out, only their times kept),
+    and the totals over every series."""
+
+    grouped: ByTarget
+    gone_ns: dict[str, np.ndarray[Any, np.dtype[np.int64]]]
+    count: int
+    failed: int
+    first_ns: int | None
+    last_ns: int | None
+    pairs: tuple[list[int], list[int]]
+    """:func:`_pair_counts` of the attempts."""
+
+
+def _attempts_of(cols: ProbeColumns, series: dict[int, Series]) -> _Attempts:
+    """:class:`_Attempts` from columns in time order."""
     all_targets, all_tidx = target_index(cols, series)
     gone_mask = cols.gone
+    gone_rows = np.flatnonzero(gone_mask)
     gone_times = {
-        name: cols.wall_ns[gone_mask & (all_tidx == t)] for t, name in enumerate(all_targets)
+        name: cols.wall_ns[gone_rows[all_tidx[gone_rows] == t]]
+        for t, name in enumerate(all_targets)
     }
-    gone_counts = {name: int(times.size) for name, times in gone_times.items()}
-    if gone_mask.any():
+    if gone_rows.size:
         cols = cols.take(~gone_mask)  # a target that is gone neither tried nor failed
-    targets, tidx = target_index(cols, series)
-    episodes = find_episodes(cols, series)
-    failed = cols.failed
-    order = np.argsort(tidx, kind="stable")
-    bounds = np.searchsorted(tidx[order], np.arange(len(targets) + 1))
-    at_risk: list[AtRisk] = []
-    sustained: list[AtRisk] = []
+        all_tidx = target_index(cols, series)[1]
+    n = len(cols)
+    return _Attempts(
+        by_target(cols, series, tidx=all_tidx),
+        gone_times,
+        n,
+        int(cols.failed.sum()),
+        int(cols.wall_ns[0]) if n else None,
+        int(cols.wall_ns[-1]) if n else None,
+        _pair_counts(cols.series, cols.outcome),
+    )
+
+
+def _attempts_from(groups: ProbeGroups, targets: list[str]) -> _Attempts:
+    """:class:`_Attempts` from the store's grouping by target."""
+    return _Attempts(
+        ByTarget(targets, groups.bounds, groups.wall_ns, groups.failed),
+        {name: groups.gone_ns[t] for t, name in enumerate(targets)},
+        groups.attempts,
+        groups.failures,
+        groups.first_ns,
+        groups.last_ns,
+        _merge_pairs(groups.series_attempts, groups.not_ok),
+    )
+
+
+def _analyze(
+    att: _Attempts,
+    series: dict[int, Series],
+    events: Sequence[NetEvent],
+    facts: Sequence[dict[str, Any]],
+    *,
+    source: str,
+    runs: Sequence[int],
+    sourced: Sequence[ProbeResult],
+) -> Analysis:
+    """:func:`analyze_data` once the attempts are grouped."""
+    gone_times = att.gone_ns
+    gone_counts = {name: int(times.size) for name, times in gone_times.items()}
+    grouped = att.grouped
+    targets = grouped.targets
+    episodes = group_episodes(grouped)
+    onsets: list[Onsets] = []
+    sustained: list[Onsets] = []
     singles = 0
     counts: dict[str, tuple[int, int]] = {}
     intervals: list[float] = []
@@ -317,31 +485,44 @@ def analyze_data(
         str, tuple[np.ndarray[Any, np.dtype[np.int64]], np.ndarray[Any, np.dtype[np.bool_]]]
     ] = {}
     for t, name in enumerate(targets):
-        rows = order[bounds[t] : bounds[t + 1]]
-        if rows.size == 0:
+        rows = grouped.rows(t)
+        wall = grouped.wall_ns[rows]
+        if wall.size == 0:
             continue
-        wall = cols.wall_ns[rows]
-        f = failed[rows]
-        counts[name] = (int(rows.size), int(f.sum()))
+        f = grouped.failed[rows]
+        failures = np.flatnonzero(f)
+        counts[name] = (int(wall.size), int(failures.size))
         # a target's record ends with its last attempt, or when it was found gone after it
         gone_at = gone_times.get(name, np.empty(0, dtype=np.int64))
         later = gone_at[gone_at > wall[-1]]
         records[name] = (int(wall[0]), int(later[0]) if later.size else int(wall[-1]))
         per_target[name] = (wall, f)
-        prev_failed = np.concatenate(([False], f[:-1]))
-        next_failed = np.concatenate((f[1:], [False]))
-        risk = ~prev_failed
-        onset = f & risk
-        single = onset & ~next_failed
-        singles += int(single.sum())
+        # at risk: the first attempt and those after a success; an onset: a
+        # failure at risk; single: an onset followed by a success (or nothing)
+        after = failures + 1
+        after = after[after < wall.size]
+        prev_failed = np.zeros(failures.size, dtype=bool)
+        if failures.size:
+            prev_failed[1:] = failures[1:] == failures[:-1] + 1
+        onset_pos = failures[~prev_failed]
+        next_failed = np.zeros(onset_pos.size, dtype=bool)
+        if failures.size:
+            nxt = onset_pos + 1
+            inside = nxt < wall.size
+            next_failed[inside] = f[nxt[inside]]
+        singles += int((~next_failed).sum())
+        # the others at risk: successes whose previous attempt succeeded
+        recovered = after[~f[after]]
+        others = int(wall.size - failures.size - recovered.size)
+        count = _others_counter(wall, wall[failures], wall[recovered])
         # both views: every onset, and outages only (single lost probes left out)
-        at_risk.append(AtRisk(name, wall[risk], onset[risk]))
-        keep = risk & ~single
-        sustained.append(AtRisk(name, wall[keep], onset[keep]))
-        if rows.size > 1:
+        onsets.append(Onsets(name, wall[onset_pos], others, count))
+        sustained.append(Onsets(name, wall[onset_pos[next_failed]], others, count))
+        if wall.size > 1:
             intervals.append(float(np.median(np.diff(wall))))
     probe_interval = int(np.median(intervals)) if intervals else 0
-    span = int(cols.wall_ns[-1] - cols.wall_ns[0]) if len(cols) else 0
+    first, last = att.first_ns, att.last_ns
+    span = last - first if first is not None and last is not None else 0
     bridges = _bridge_states(facts, events)
     bridge_names = [b.name for b in bridges]
     # Single lost probes (one failed attempt between successes) are a different
@@ -350,12 +531,14 @@ def analyze_data(
     # failures only, never on events, so it does not bias the tests.
     outages = len(episodes) - singles
     use_sustained = singles > 0 and outages >= MIN_ONSETS
-    correlations = correlate(
-        sustained if use_sustained else at_risk,
+    classes = classify_all(events, bridge_names)  # once for every step below
+    correlations = correlate_onsets(
+        sustained if use_sustained else onsets,
         events,
         probe_interval_ns=probe_interval,
         span_ns=span,
         bridges=bridge_names,
+        classes=classes,
     )
     stats: list[TargetStats] = target_stats(counts, episodes)
     if any(gone_counts.values()) and probe_interval:
@@ -364,8 +547,8 @@ def analyze_data(
         ]
     control = _control(facts, targets)
     where, where_text = localise(stats, control)
-    details = _episode_details(episodes, events, bridge_names)
-    dns_only = all(s.probe.startswith(("dns:", "resolve:")) for s in series.values())
+    details = _episode_details(episodes, events, classes)
+    dns_only = all(s.probe.startswith(("dns:", "resolve:", "passive:dns")) for s in series.values())
     state_ivs = state_intervals(events)
     states = align(
         FAMILIES,
@@ -385,7 +568,7 @@ def analyze_data(
         control=control,
         dns_only=dns_only,
         counters=counter_evidence(events, episodes, span),
-        series=series_stats(cols, series),
+        series=_series_stats(*att.pairs, series),
         resolvers=_resolvers(facts),
         rp_filter=_netconf(facts, "rp_filter"),
         mtu=_netconf(facts, "mtu"),
@@ -393,6 +576,7 @@ def analyze_data(
         drops=drop_record(
             events, episodes, span, failed=sourced, ports=_bridge_ports(facts, events)
         ),
+        unnated=unnated_stretches(events, att.last_ns or 0),
     )
     causes = score_all(evidence)
     verdict = verdict_of(causes, evidence)
@@ -412,10 +596,10 @@ def analyze_data(
     return Analysis(
         source=source,
         runs=tuple(runs),
-        start_ns=int(cols.wall_ns[0]) if len(cols) else None,
-        end_ns=int(cols.wall_ns[-1]) if len(cols) else None,
-        probes=len(cols),
-        failed=int(failed.sum()),
+        start_ns=att.first_ns,
+        end_ns=att.last_ns,
+        probes=att.count,
+        failed=att.failed,
         probe_interval_s=probe_interval / 1e9 if probe_interval else None,
         targets=tuple(stats),
         episodes=tuple(details),
@@ -424,12 +608,12 @@ def analyze_data(
         localisation=where,
         notes=tuple(notes),
         verdict=verdict,
-        timeline=_timeline(
-            cols, targets, tidx, events=events, correlations=correlations, bridges=bridge_names
-        ),
+        timeline=_timeline(att, grouped, events=events, correlations=correlations, classes=classes),
         causes=tuple(causes),
         states=tuple(states.values()),
         control=control,
         counters=tuple(evidence.counters.values()),
         drops=tuple(evidence.drops.reasons.values()),
+        containers=container_lives(facts),
+        series=evidence.series,
     )

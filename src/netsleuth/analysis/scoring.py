@@ -39,6 +39,8 @@ from netsleuth.analysis.scorers import drop_lines, drop_strength, failures_word,
 from netsleuth.analysis.scorers.kernel import SCORERS as KERNEL_SCORERS
 from netsleuth.analysis.scorers.load import SCORERS as LOAD_SCORERS
 from netsleuth.analysis.scorers.paths import SCORERS as PATH_SCORERS
+from netsleuth.analysis.scorers.stale import SCORERS as STALE_SCORERS
+from netsleuth.analysis.scorers.stale import leads_flap
 from netsleuth.analysis.states import Alignment, StateEvidence
 from netsleuth.analysis.stats import p_phrase
 from netsleuth.causes import CAUSES
@@ -561,6 +563,7 @@ SCORERS: dict[str, Callable[[Evidence], CauseScore]] = {
     **KERNEL_SCORERS,
     **LOAD_SCORERS,
     **PATH_SCORERS,
+    **STALE_SCORERS,
 }
 """Cause id -> scorer. ``upstream-dns`` scores ``upstream`` for non-DNS probes."""
 
@@ -606,7 +609,48 @@ def score_all(ev: Evidence) -> list[CauseScore]:
             "failures are its"
         )
         scores = _demote(scores, lambda s: s.cause in ("upstream-dns", "upstream"), why)
-    return rank(scores)
+    return _beside_flap(rank(_flooded_not_forwarded(scores, ev)), ev)
+
+
+def _flooded_not_forwarded(scores: list[CauseScore], ev: Evidence) -> list[CauseScore]:
+    """With br_netfilter on, the frames a flapping bridge floods pass the
+    forward hook as bridged traffic, and a drop there is the flap's: a
+    ``forward-blocked`` named from NETFILTER_DROPs alone (no forward state)
+    whose drops were all on ports of the named flap's bridge (a forward chain
+    drops routed traffic on the bridge itself) is not named beside it."""
+    flap = next((s for s in scores if s.cause == "bridge-mac-flap" and s.named), None)
+    if flap is None or flap.bridge is None or "forward-blocked" in ev.states:
+        return scores
+    de = ev.drops.select(FIREWALL_DROPS, _forwarding(ev))
+    if de is None or not all(p.bridge == flap.bridge and p.device != p.bridge for p in de.places):
+        return scores
+    why = (
+        f"the NETFILTER_DROPs were of frames bridge {flap.bridge} flooded out of its ports "
+        "while its MAC flapped (bridged traffic passes netfilter with br_netfilter on)"
+    )
+    return _demote(scores, lambda s: s.cause == "forward-blocked", why)
+
+
+def _beside_flap(ranked: list[CauseScore], ev: Evidence) -> list[CauseScore]:
+    """``stale-conntrack-nat`` and ``bridge-mac-flap`` both named: the flap's
+    outages left the entries. The one that cost more outages leads
+    (:func:`~netsleuth.analysis.scorers.stale.leads_flap`), the other follows it."""
+    pos = {s.cause: i for i, s in enumerate(ranked) if s.named}
+    if "stale-conntrack-nat" not in pos or "bridge-mac-flap" not in pos:
+        return ranked
+    stale, flap = ranked[pos["stale-conntrack-nat"]], ranked[pos["bridge-mac-flap"]]
+    se = ev.states.get("bridge-mac-flap")
+    first, second = (
+        (stale, flap)
+        if leads_flap(stale, len(se.aligned) if se else 0, ev)
+        else (
+            flap,
+            stale,
+        )
+    )
+    rest = [s for s in ranked if s.cause not in ("stale-conntrack-nat", "bridge-mac-flap")]
+    at = min(pos["stale-conntrack-nat"], pos["bridge-mac-flap"])
+    return [*rest[:at], first, second, *rest[at:]]
 
 
 def rank(scores: Sequence[CauseScore]) -> list[CauseScore]:

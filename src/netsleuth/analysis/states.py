@@ -46,6 +46,7 @@ import numpy.typing as npt
 
 from netsleuth.analysis.correlate import TIMESTAMP_TOLERANCE_NS
 from netsleuth.analysis.episodes import Episode
+from netsleuth.analysis.exact import binom_sf
 from netsleuth.model import EventKind, NetEvent, StateChange, StateKind
 
 __all__ = [
@@ -227,8 +228,6 @@ def align(
     families with at least one interval. ``records``: each target's first and
     last attempt; ``attempts``: per target its attempts' wall_ns and failed
     flags in time order, to find intervals that saw probes and no failure."""
-    from scipy.stats import binom
-
     window = 2 * probe_interval_ns + TIMESTAMP_TOLERANCE_NS
     by_family: dict[str, dict[str, list[StateInterval]]] = {}
     for name, kinds in families.items():
@@ -276,7 +275,7 @@ def align(
             else:
                 unexplained += 1
         k, n = len(aligned), len(groups)
-        p = float(binom.sf(k - 1, n, q_max)) if k else 1.0
+        p = binom_sf(k, n, q_max) if k else 1.0
         quiet = _quiet(per_target, attempts or {}, window)
         out[name] = StateEvidence(
             family=name,

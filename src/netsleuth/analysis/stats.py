@@ -1,12 +1,12 @@
-"""Small statistical helpers on top of scipy.stats (pure functions)."""
+"""Small statistical helpers (pure functions; the exact tails in
+:mod:`netsleuth.analysis.exact`, so a report never imports scipy)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
-from scipy.stats import binomtest, fisher_exact
-
+from netsleuth.analysis.exact import fisher_greater_p, rate_upper
 from netsleuth.stats import wilson
 
 __all__ = [
@@ -29,10 +29,7 @@ def rate_upper_bound(failed: int, attempts: int, confidence: float = 0.95) -> fl
     """
     if attempts <= 0:
         return 1.0
-    ci = binomtest(failed, attempts, alternative="less").proportion_ci(
-        confidence_level=confidence, method="exact"
-    )
-    return float(ci.high)
+    return rate_upper(failed, attempts, confidence)
 
 
 def probes_to_see_one(rate: float) -> int:
@@ -42,10 +39,9 @@ def probes_to_see_one(rate: float) -> int:
 
 def fisher_greater(exposed_hit: int, exposed_miss: int, other_hit: int, other_miss: int) -> float:
     """One-sided Fisher exact p-value that a hit is more likely when exposed."""
-    table = [[exposed_hit, exposed_miss], [other_hit, other_miss]]
     if exposed_hit == 0:
         return 1.0
-    return float(fisher_exact(table, alternative="greater").pvalue)
+    return fisher_greater_p(((exposed_hit, exposed_miss), (other_hit, other_miss)))
 
 
 def relative_risk(exposed_hit: int, exposed_n: int, other_hit: int, other_n: int) -> float:

@@ -18,7 +18,6 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from netsleuth import __version__
 from netsleuth.cli._common import ExitStatus
 from netsleuth.errors import NetsleuthError
 
@@ -42,7 +41,19 @@ EXIT_FINDINGS = ExitStatus.FINDINGS
 EXIT_INTERRUPTED = ExitStatus.INTERRUPTED
 
 # Subcommand modules, in the order `--help` lists them.
-_COMMANDS = ["lab", "watch", "report", "doctor", "fix", "capture", "explain", "drops", "exporter"]
+_COMMANDS = [
+    "lab",
+    "watch",
+    "report",
+    "doctor",
+    "fix",
+    "capture",
+    "explain",
+    "drops",
+    "exporter",
+    "deps",  # check-deps
+    "completion",
+]
 
 _DESCRIPTION = """\
 Find the root cause of sporadic connectivity failures of containers and
@@ -55,15 +66,34 @@ Your host:    netsleuth doctor          audit bridges, NAT, conntrack, MTU, Dock
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _VersionAction(argparse.Action):
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        from netsleuth.cli.deps_cmd import version_text
+
+        print(version_text())
+        parser.exit()
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``only``, just that subcommand's module
+    (what ``main`` uses to run one: the modules of the other commands import
+    the lab, the audit and the packet code, which a report never needs)."""
     parser = argparse.ArgumentParser(
         prog="netsleuth",
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"netsleuth {__version__}")
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="show the version, the Python, whether the compiled modules are in use, "
+        "and the kernel features found (tracefs, BTF, nft, bpftrace, Docker), and exit",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMANDS:
+    for name in [only] if only else _COMMANDS:
         module = importlib.import_module(f"netsleuth.cli.{name}_cmd")
         module.add_parser(sub)
     return parser
@@ -85,9 +115,27 @@ def _install_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _parser_for(argv: list[str]) -> argparse.ArgumentParser:
+    """Only the named command's parser when ``argv`` starts with a command
+    whose module is called after it (the same parse, without importing the
+    others); the whole parser for anything else (help, options first, typos)."""
+    name = argv[0] if argv else ""
+    if name in _COMMANDS:
+        parser = build_parser(only=name)
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        if name in sub.choices:
+            return parser
+    return build_parser()
+
+
 def main(argv: Sequence[str] | None = None) -> ExitStatus:
     _install_sigterm()
-    parser = build_parser()
+    if list(sys.argv[1:] if argv is None else argv) == ["--version"]:  # fast: no parser built
+        from netsleuth.cli.deps_cmd import version_text
+
+        print(version_text())
+        return ExitStatus.OK
+    parser = _parser_for(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()

@@ -31,7 +31,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["BLOCK_ROWS", "Block", "block_rows", "decode", "decode_into", "empty", "encode"]
+__all__ = [
+    "BLOCK_ROWS",
+    "Block",
+    "Raw",
+    "block_rows",
+    "decode",
+    "decode_into",
+    "empty",
+    "encode",
+    "raw",
+]
 
 BLOCK_ROWS = 16_384
 """Attempts per block at most (at 200 attempts/s, about 80 s of a run)."""
@@ -132,6 +142,59 @@ def _columns(blob: bytes) -> tuple[int, int, int, list[npt.NDArray[np.integer[An
             data = zlib.decompress(data)
         cols.append(np.frombuffer(data, dtype=_WIDTHS[width], count=n))
     return n, wall0, off0, cols
+
+
+SERIES, WALL, MONO, OUTCOME, LATENCY, ANSWER = range(_NCOLS)
+"""Column numbers of a block, for :meth:`Raw.column`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """A block's columns as stored (deltas, narrow types), each decompressed
+    only when asked for: a reader that needs a few columns of every block,
+    and the others of a few rows, pays for no more."""
+
+    rows: int
+    wall0: int
+    off0: int
+    spans: tuple[tuple[int, int, memoryview], ...]
+    """(width, compressed, bytes) of each column."""
+
+    def column(self, k: int) -> npt.NDArray[np.integer[Any]]:
+        """Column ``k`` (:data:`SERIES` ...) as stored: ``WALL`` and ``MONO``
+        are differences (see :func:`wall_ns`, :func:`mono_ns`)."""
+        width, compressed, data = self.spans[k]
+        buf: bytes | memoryview = zlib.decompress(data) if compressed else data
+        return np.frombuffer(buf, dtype=_WIDTHS[width], count=self.rows)
+
+    def wall_ns(self, out: _I64) -> _I64:
+        """The wall times, written into ``out`` (``rows`` long)."""
+        np.cumsum(self.column(WALL), dtype=np.int64, out=out)
+        out += self.wall0
+        return out
+
+    def mono_ns(self, wall_ns: _I64) -> _I64:
+        """The monotonic times (a new array), given the wall times."""
+        mono = np.cumsum(self.column(MONO), dtype=np.int64)
+        mono += self.off0
+        mono += wall_ns
+        return mono
+
+
+def raw(blob: bytes) -> Raw:
+    """A BLOB's header and the places of its columns (nothing decoded yet)."""
+    version, n, wall0, off0 = _HEAD.unpack_from(blob)
+    if version != _VERSION:
+        raise ValueError(f"probe block of unknown format {version}")
+    view = memoryview(blob)
+    pos = _HEAD.size
+    spans = []
+    for _ in range(_NCOLS):
+        width, compressed, length = _COLUMN.unpack_from(view, pos)
+        pos += _COLUMN.size
+        spans.append((width, compressed, view[pos : pos + length]))
+        pos += length
+    return Raw(n, wall0, off0, tuple(spans))
 
 
 def decode_into(blob: bytes, out: Block, start: int) -> int:

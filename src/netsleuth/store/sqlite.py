@@ -11,7 +11,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,19 @@ import numpy.typing as npt
 
 from netsleuth.errors import StoreError
 from netsleuth.lifecycle import Closing
-from netsleuth.model import EventKind, NetEvent, Outcome, ProbeResult, detail_from_json
-from netsleuth.store import blocks, retention
+from netsleuth.model import (
+    EventDetail,
+    EventKind,
+    NetEvent,
+    Outcome,
+    ProbeResult,
+    RawDetail,
+    detail_from_json,
+)
+from netsleuth.store import blocks, reading, retention
 
 __all__ = [
+    "OPTIONAL_COLUMNS",
     "SCHEMA_VERSION",
     "Dropped",
     "MinuteColumns",
@@ -209,17 +218,32 @@ def _schema_version(conn: sqlite3.Connection) -> int | None:
     return int(row[0])
 
 
-def _event(row: Sequence[Any]) -> NetEvent:
-    """One row of ``events``; a detail that is not JSON or does not fit its
-    kind reads as a :class:`~netsleuth.model.RawDetail`."""
-    wall_ns, mono_ns, netns, kind, ifname, subject, text = row
+def _detail(kind: str, text: str) -> tuple[EventKind, EventDetail]:
+    """The kind and detail of an event row; a detail that is not JSON or does
+    not fit its kind reads as a :class:`~netsleuth.model.RawDetail`."""
     try:
         data = json.loads(text)
     except (TypeError, ValueError):
         data = None
     event_kind = EventKind(kind)
-    detail = detail_from_json(event_kind, data)
-    return NetEvent(wall_ns, mono_ns, netns, event_kind, ifname, subject, detail)
+    return event_kind, detail_from_json(event_kind, data)
+
+
+def _event(
+    row: Sequence[Any], seen: dict[tuple[str, str], tuple[EventKind, EventDetail]]
+) -> NetEvent:
+    """One row of ``events``. Details repeat (the same MAC change, the same
+    stale entry, over and over): ``seen`` keeps those already parsed, shared
+    between the events as they are immutable (all but a ``RawDetail``, which
+    holds the dict read and is parsed again each time)."""
+    wall_ns, mono_ns, netns, kind, ifname, subject, text = row
+    key = (kind, text)
+    parsed = seen.get(key)
+    if parsed is None:
+        parsed = _detail(kind, text)
+        if not isinstance(parsed[1], RawDetail):
+            seen[key] = parsed
+    return NetEvent(wall_ns, mono_ns, netns, parsed[0], ifname, subject, parsed[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,8 +268,8 @@ class Series:
     server: str
 
 
-_FAILED = np.ones(256, dtype=np.bool_)
-_FAILED[[Outcome.OK, Outcome.NXDOMAIN, Outcome.TARGET_GONE]] = False
+OPTIONAL_COLUMNS = ("mono_ns", "latency_ns")
+"""The columns of :class:`ProbeColumns` a reader may leave out (``columns=``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,11 +277,14 @@ class ProbeColumns:
     """Probe attempts as parallel numpy arrays, sorted by ``wall_ns``.
 
     ``latency_ns`` is -1 where no answer came back. ``outcome`` holds
-    :class:`~netsleuth.model.Outcome` values.
+    :class:`~netsleuth.model.Outcome` values. ``run`` and ``series`` have
+    the narrowest signed type that holds the store's ids. ``mono_ns`` and
+    ``latency_ns`` are empty when they were not read (see
+    :meth:`Store.probe_columns`).
     """
 
-    run: npt.NDArray[np.int64]
-    series: npt.NDArray[np.int64]
+    run: npt.NDArray[np.signedinteger[Any]]
+    series: npt.NDArray[np.signedinteger[Any]]
     wall_ns: npt.NDArray[np.int64]
     mono_ns: npt.NDArray[np.int64]
     outcome: npt.NDArray[np.int8]
@@ -268,24 +295,24 @@ class ProbeColumns:
 
     def take(self, mask: npt.NDArray[np.bool_]) -> ProbeColumns:
         """The attempts where ``mask`` is true."""
+        n = len(self)
+
+        def pick(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            return a[mask] if a.size == n else a  # a column not read stays empty
+
         return ProbeColumns(
             self.run[mask],
             self.series[mask],
             self.wall_ns[mask],
-            self.mono_ns[mask],
+            pick(self.mono_ns),
             self.outcome[mask],
-            self.latency_ns[mask],
+            pick(self.latency_ns),
         )
 
     @property
     def failed(self) -> npt.NDArray[np.bool_]:
-        """Attempts that failed (a lookup of every outcome in a table of 256:
-        one pass, no sort)."""
-        outcome = self.outcome
-        if outcome.dtype.itemsize == 1:
-            failed: npt.NDArray[np.bool_] = _FAILED[outcome.view(np.uint8)]
-            return failed
-        return ~np.isin(outcome, (Outcome.OK, Outcome.NXDOMAIN, Outcome.TARGET_GONE))
+        """Attempts that failed (not OK, NXDOMAIN or gone)."""
+        return reading.failed_of(self.outcome)
 
     @property
     def gone(self) -> npt.NDArray[np.bool_]:
@@ -349,10 +376,25 @@ class Dropped:
     reason: str
 
 
-_HOT = (
-    "SELECT run, series, wall_ns, mono_ns, outcome, coalesce(latency_ns, -1),"
-    " coalesce(answer, 0) FROM probes"
-)
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    cols: ProbeColumns
+    sourced: reading.Sourced
+    answer: npt.NDArray[np.int64] | None
+    """Every attempt's answer id (0: none); read by full loads only."""
+
+    @property
+    def full(self) -> bool:
+        return self.answer is not None
+
+
+def _id_type(conn: sqlite3.Connection, table: str) -> type[np.signedinteger[Any]]:
+    """The narrowest signed type that holds every id of ``table``."""
+    (top,) = conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()
+    for dtype in (np.int8, np.int16, np.int32):
+        if int(top) <= np.iinfo(dtype).max:
+            return dtype
+    return np.int64
 
 
 def _read_columns(
@@ -360,65 +402,58 @@ def _read_columns(
     runs: Sequence[int] | None,
     since_ns: int | None,
     until_ns: int | None,
-) -> tuple[ProbeColumns, npt.NDArray[np.int64]]:
+    *,
+    full: bool,
+) -> _Loaded:
     """Attempts from the blocks that overlap the range (trimmed at its edges)
     and from the rows not yet compacted, sorted by wall time. Call inside a
-    transaction: the two tables must be read in one snapshot."""
-    lo = -(2**63) if since_ns is None else since_ns
-    hi = 2**63 - 1 if until_ns is None else until_ns
-    run_clause, run_params = "", []
-    if runs:
-        run_clause = f" AND run IN ({','.join('?' * len(runs))})"
-        run_params = list(runs)
-    block_where = f" WHERE t_end >= ? AND t_start < ?{run_clause}"
-    params = [lo, hi, *run_params]
-    edges: dict[int, blocks.Block] = {}
-    inner = 0
-    for bid, t_start, t_end, rows in conn.execute(
-        f"SELECT id, t_start, t_end, rows FROM probe_blocks{block_where}", params
-    ):
-        if t_start >= lo and t_end < hi:
-            inner += rows
-            continue
-        (blob,) = conn.execute("SELECT data FROM probe_blocks WHERE id=?", (bid,)).fetchone()
-        block = blocks.decode(blob)
-        keep = (block.wall_ns >= lo) & (block.wall_ns < hi)
-        edges[bid] = blocks.Block(*(getattr(block, f)[keep] for f in blocks.Block.__slots__))
-    hot_where, hot_params = Store._where(runs, since_ns, until_ns)
-    hot = conn.execute(f"{_HOT}{hot_where} ORDER BY wall_ns", hot_params).fetchall()
-    total = inner + sum(len(b.wall_ns) for b in edges.values()) + len(hot)
-    out = blocks.empty(total)
-    run = np.empty(total, dtype=np.int64)
+    transaction: the two tables must be read in one snapshot.
+
+    Not ``full``: only run, series, wall time and outcome are decoded for
+    every attempt (in narrow types); latency, monotonic time and answer only
+    for the failed attempts with an answer id, in the blocks that have any."""
+    sel = reading.select(conn, runs, since_ns, until_ns)
+    total = sel.rows
+    if full:
+        out = blocks.empty(total)
+        run: npt.NDArray[np.signedinteger[Any]] = np.empty(total, dtype=np.int64)
+    else:
+        empty = np.empty(0, dtype=np.int64)
+        out = blocks.Block(
+            np.empty(total, dtype=_id_type(conn, "series")),
+            np.empty(total, dtype=np.int64),
+            empty,
+            np.empty(total, dtype=np.int8),
+            empty,
+            empty,
+        )
+        run = np.empty(total, dtype=_id_type(conn, "runs"))
+    sourced = reading.SourcedParts()
     pos = 0
-    cur = conn.execute(
-        f"SELECT id, run, t_start, t_end, data FROM probe_blocks{block_where} ORDER BY t_start, id",
-        params,
-    )
-    while chunk := cur.fetchmany(64):
-        for bid, rid, _t_start, _t_end, blob in chunk:
-            edge = edges.get(bid)
-            if edge is None:
-                n = blocks.decode_into(blob, out, pos)
-            else:
-                n = len(edge.wall_ns)
-                for f in blocks.Block.__slots__:
-                    getattr(out, f)[pos : pos + n] = getattr(edge, f)
-            run[pos : pos + n] = rid
-            pos += n
-    if hot:
-        data = np.array(hot, dtype=np.int64)
-        end = pos + len(hot)
-        run[pos:end] = data[:, 0]
-        for k, f in enumerate(("series", "wall_ns", "mono_ns", "outcome", "latency_ns", "answer")):
-            getattr(out, f)[pos:end] = data[:, k + 1]
+    for piece in reading.pieces(sel):
+        end = pos + piece.rows
+        if full and piece.blob is not None:
+            blocks.decode_into(piece.blob, out, pos)
+        elif full:
+            for f in blocks.Block.__slots__:
+                getattr(out, f)[pos:end] = getattr(piece.block, f)
+        else:
+            wall = piece.wall_ns(out.wall_ns[pos:end])
+            out.series[pos:end] = piece.series()
+            outcome = piece.outcome()
+            out.outcome[pos:end] = outcome
+            sourced.add(piece, wall, outcome)
+        run[pos:end] = piece.run
         pos = end
     assert pos == total
-    wall = out.wall_ns
-    if total > 1 and not bool(np.all(wall[1:] >= wall[:-1])):
+    wall_all = out.wall_ns
+    if total > 1 and not bool(np.all(wall_all[1:] >= wall_all[:-1])):
         # runs written at the same time, or late rows: a stable sort keeps
         # the order of equal times as written
-        order = np.argsort(wall, kind="stable")
-        out = blocks.Block(*(getattr(out, f)[order] for f in blocks.Block.__slots__))
+        order = np.argsort(wall_all, kind="stable")
+        out = blocks.Block(
+            *(a[order] if a.size else a for a in (getattr(out, f) for f in blocks.Block.__slots__))
+        )
         run = run[order]
     cols = ProbeColumns(
         run=run,
@@ -428,7 +463,18 @@ def _read_columns(
         outcome=out.outcome,
         latency_ns=out.latency_ns,
     )
-    return cols, out.answer
+    if not full:
+        return _Loaded(cols, sourced.done(), None)
+    rows = np.flatnonzero(cols.failed & (out.answer > 0))
+    found = reading.Sourced(
+        cols.wall_ns[rows],
+        out.mono_ns[rows],
+        cols.series[rows].astype(np.int64),
+        cols.outcome[rows].astype(np.int64),
+        out.latency_ns[rows],
+        out.answer[rows],
+    )
+    return _Loaded(cols, found, out.answer)
 
 
 class Store(Closing):
@@ -437,10 +483,11 @@ class Store(Closing):
     def __init__(self, path: str | Path, *, create: bool = False) -> None:
         self.path = Path(path)
         self._conn = _connect(self.path, create=create)
-        self._cache: tuple[Any, tuple[ProbeColumns, npt.NDArray[np.int64]]] | None = None
+        self._cache: tuple[Any, _Loaded] | None = None
+        self._sourced: tuple[Any, reading.Sourced] | None = None
 
     def close(self) -> None:
-        self._cache = None
+        self._cache = self._sourced = None
         self._conn.close()
 
     # -- runs -------------------------------------------------------------
@@ -499,54 +546,121 @@ class Store(Closing):
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def _load(
-        self, runs: Sequence[int] | None, since_ns: int | None, until_ns: int | None
-    ) -> tuple[ProbeColumns, npt.NDArray[np.int64]]:
-        """The attempts of the selection and their answer ids (0: none), read
-        in one snapshot; the last selection is kept until the store changes
-        (``probe_columns`` and ``sourced_failures`` of one report read once)."""
-        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-        key = (tuple(sorted(set(runs))) if runs else None, since_ns, until_ns, version)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
+        self,
+        runs: Sequence[int] | None,
+        since_ns: int | None,
+        until_ns: int | None,
+        *,
+        full: bool,
+    ) -> _Loaded:
+        """The attempts of the selection, read in one snapshot; the last
+        selection is kept until the store changes (``probe_columns`` and
+        ``sourced_failures`` of one report read once). A full read serves a
+        narrow one too."""
+        key = self._key(runs, since_ns, until_ns)
+        cached = self._cache
+        if cached is not None and cached[0] == key and (cached[1].full or not full):
+            return cached[1]
         self._cache = None
         self._conn.execute("BEGIN")
         try:
-            loaded = _read_columns(self._conn, runs, since_ns, until_ns)
+            loaded = _read_columns(self._conn, runs, since_ns, until_ns, full=full)
         finally:
             self._conn.execute("COMMIT")
         self._cache = (key, loaded)
+        self._sourced = (key, loaded.sourced)
         return loaded
+
+    def _key(
+        self, runs: Sequence[int] | None, since_ns: int | None, until_ns: int | None
+    ) -> tuple[Any, ...]:
+        """A selection, and the store's state (it changes with every write)."""
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        return (tuple(sorted(set(runs))) if runs else None, since_ns, until_ns, version)
+
+    def probe_groups(
+        self,
+        group_of: Mapping[int, int],
+        groups: int,
+        runs: Sequence[int] | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+    ) -> reading.ProbeGroups:
+        """The attempts of the selection grouped by ``group_of`` (series id ->
+        group ``0 ... groups - 1``), each group in time order: what an
+        analysis per target needs, read with about a third of the memory of
+        :meth:`probe_columns` and without grouping afterwards (see
+        :mod:`netsleuth.store.reading`). A later :meth:`sourced_failures` of
+        the same selection reads nothing more."""
+        key = self._key(runs, since_ns, until_ns)
+        parts = reading.SourcedParts()
+        (top,) = self._conn.execute("SELECT coalesce(max(id), 0) FROM series").fetchone()
+        self._conn.execute("BEGIN")
+        try:
+            sel = reading.select(self._conn, runs, since_ns, until_ns)
+            out = reading.grouped(sel, group_of, groups, series_ids=int(top) + 1, sourced=parts)
+        finally:
+            self._conn.execute("COMMIT")
+        self._sourced = (key, parts.done())
+        return out
 
     def probe_columns(
         self,
         runs: Sequence[int] | None = None,
         since_ns: int | None = None,
         until_ns: int | None = None,
+        *,
+        columns: Iterable[str] | None = None,
     ) -> ProbeColumns:
         """The raw attempts of ``runs`` (all if None) in ``[since_ns,
         until_ns)``, sorted by wall time. Attempts older than the retention
-        window are only in :meth:`minutes`."""
-        return self._load(runs, since_ns, until_ns)[0]
+        window are only in :meth:`minutes`.
+
+        ``columns``: which of :data:`OPTIONAL_COLUMNS` to read (all if None).
+        Run, series, wall time and outcome are always there; a column left
+        out may come back empty. Leaving both out (``columns=()``, what an
+        analysis needs) spares two 8-byte numbers per attempt and most of
+        the decoding."""
+        wanted = set(OPTIONAL_COLUMNS if columns is None else columns)
+        unknown = wanted - set(OPTIONAL_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown probe columns: {', '.join(sorted(unknown))}")
+        return self._load(runs, since_ns, until_ns, full=bool(wanted)).cols
 
     def _results(
-        self, cols: ProbeColumns, answer: npt.NDArray[np.int64], rows: npt.NDArray[np.intp]
+        self,
+        *,
+        wall_ns: npt.NDArray[np.int64],
+        mono_ns: npt.NDArray[np.int64],
+        series_ids: npt.NDArray[np.integer[Any]],
+        outcome: npt.NDArray[np.integer[Any]],
+        latency_ns: npt.NDArray[np.int64],
+        answer: npt.NDArray[np.int64],
     ) -> list[ProbeResult]:
+        """Probe results from the columns of some attempts."""
         series = self.series()
-        texts = self._answer_texts(np.unique(answer[rows]).tolist())
+        texts = self._answer_texts(np.unique(answer).tolist())
         out = []
-        for i in rows.tolist():
-            s = series[int(cols.series[i])]
-            latency = int(cols.latency_ns[i])
+        for wall, mono, sid, oc, latency, ans in zip(
+            wall_ns.tolist(),
+            mono_ns.tolist(),
+            series_ids.tolist(),
+            outcome.tolist(),
+            latency_ns.tolist(),
+            answer.tolist(),
+            strict=True,
+        ):
+            s = series[sid]
             out.append(
                 ProbeResult(
-                    int(cols.wall_ns[i]),
-                    int(cols.mono_ns[i]),
+                    wall,
+                    mono,
                     s.target,
                     s.probe,
                     s.server,
-                    Outcome(int(cols.outcome[i])),
+                    Outcome(oc),
                     None if latency < 0 else latency,
-                    texts.get(int(answer[i]), ""),
+                    texts.get(ans, ""),
                 )
             )
         return out
@@ -571,8 +685,17 @@ class Store(Closing):
         until_ns: int | None = None,
     ) -> list[ProbeResult]:
         """Probe attempts as objects (convenient for small selections)."""
-        cols, answer = self._load(runs, since_ns, until_ns)
-        return self._results(cols, answer, np.arange(len(cols)))
+        loaded = self._load(runs, since_ns, until_ns, full=True)
+        cols, answer = loaded.cols, loaded.answer
+        assert answer is not None
+        return self._results(
+            wall_ns=cols.wall_ns,
+            mono_ns=cols.mono_ns,
+            series_ids=cols.series,
+            outcome=cols.outcome,
+            latency_ns=cols.latency_ns,
+            answer=answer,
+        )
 
     def sourced_failures(
         self,
@@ -583,14 +706,29 @@ class Store(Closing):
         """The failed probe attempts that recorded where they sent from (their
         answer is ``from ADDR:PORT``: a DNS or TCP probe that timed out), for
         linking kernel drops to them (:mod:`netsleuth.drops.link`)."""
-        cols, answer = self._load(runs, since_ns, until_ns)
-        rows = np.flatnonzero(cols.failed & (answer > 0))
-        if rows.size == 0:
+        key = self._key(runs, since_ns, until_ns)
+        if self._sourced is not None and self._sourced[0] == key:
+            cand = self._sourced[1]
+        else:
+            self._conn.execute("BEGIN")
+            try:
+                cand = reading.sourced_of(reading.select(self._conn, runs, since_ns, until_ns))
+            finally:
+                self._conn.execute("COMMIT")
+            self._sourced = (key, cand)
+        if cand.answer.size == 0:
             return []
-        texts = self._answer_texts(np.unique(answer[rows]).tolist())
+        texts = self._answer_texts(np.unique(cand.answer).tolist())
         sourced = np.asarray([i for i, t in texts.items() if t.startswith("from ")], np.int64)
-        rows = rows[np.isin(answer[rows], sourced)]
-        return self._results(cols, answer, rows)
+        keep = np.isin(cand.answer, sourced)
+        return self._results(
+            wall_ns=cand.wall_ns[keep],
+            mono_ns=cand.mono_ns[keep],
+            series_ids=cand.series[keep],
+            outcome=cand.outcome[keep],
+            latency_ns=cand.latency_ns[keep],
+            answer=cand.answer[keep],
+        )
 
     def minutes(
         self,
@@ -639,7 +777,8 @@ class Store(Closing):
             f" FROM events{where} ORDER BY wall_ns, id",
             params,
         ).fetchall()
-        return [_event(r) for r in rows]
+        seen: dict[tuple[str, str], tuple[EventKind, EventDetail]] = {}
+        return [_event(r, seen) for r in rows]
 
     def facts(self, runs: Sequence[int] | None = None) -> list[dict[str, Any]]:
         where, params = self._where(runs, None, None)

@@ -35,12 +35,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import fisher_exact
 
 from netsleuth.analysis.correlate import ALPHA
 from netsleuth.analysis.counters import CounterEvidence, CounterRise
 from netsleuth.analysis.episodes import Episode
 from netsleuth.analysis.evidence import CauseScore, Evidence, confidence_label
+from netsleuth.analysis.exact import fisher_greater_p
 from netsleuth.analysis.scorers import counter_score, rose, with_drops
 from netsleuth.analysis.stats import p_phrase
 
@@ -175,7 +175,7 @@ def onset_table(flag: Sequence[bool], onset: Sequence[bool]) -> OnsetTable:
     f, o = np.asarray(flag, dtype=bool), np.asarray(onset, dtype=bool)
     fw, ow = int((f & o).sum()), int((~f & o).sum())
     nf, no = int(f.sum()), int((~f).sum())
-    p = float(fisher_exact([[fw, nf - fw], [ow, no - ow]], alternative="greater").pvalue)
+    p = fisher_greater_p(((fw, nf - fw), (ow, no - ow)))
     return OnsetTable(nf, no, fw, ow, p)
 
 

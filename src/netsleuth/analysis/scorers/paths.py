@@ -19,8 +19,6 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from scipy.stats import fisher_exact
-
 from netsleuth.analysis.correlate import ALPHA
 from netsleuth.analysis.counters import rises_in_outages
 from netsleuth.analysis.drops import DropPlace
@@ -31,6 +29,7 @@ from netsleuth.analysis.evidence import (
     SeriesStats,
     confidence_label,
 )
+from netsleuth.analysis.exact import fisher_greater_p
 from netsleuth.analysis.scorers import (
     MIN_MET,
     counter_score,
@@ -164,8 +163,7 @@ def _dns(s: SeriesStats) -> ProbeSpec | None:
 
 def _fisher(a: SeriesStats, b: SeriesStats) -> float:
     """One-sided: ``a`` fails more often than ``b`` by more than chance."""
-    table = [[a.failed, a.attempts - a.failed], [b.failed, b.attempts - b.failed]]
-    return float(fisher_exact(table, alternative="greater").pvalue)
+    return fisher_greater_p(((a.failed, a.attempts - a.failed), (b.failed, b.attempts - b.failed)))
 
 
 def _kinds(s: SeriesStats) -> str:
