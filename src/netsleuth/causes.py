@@ -1005,7 +1005,9 @@ _ALL = (
             "share of the record those stretches cover allows by chance (binomial test, "
             "p < 0.05). Beside a named bridge-mac-flap (whose flooded queries left the "
             "entries) both are named; it leads the verdict when its losses outnumber the "
-            "outages the flap's state explains. Explain names it from a capture too."
+            "outages the flap's state explains and its confidence is at least the flap's "
+            "(a flap seen in many outages stays the verdict). Explain names it from a "
+            "capture too."
         ),
         explanation=(
             "A query matched a conntrack entry without NAT that a flooded query from the same "

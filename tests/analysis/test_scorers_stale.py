@@ -5,6 +5,7 @@ beside a named bridge flap the one that cost more outages leads."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import struct
 
@@ -96,9 +97,20 @@ def test_the_longer_outages_are_left_out_of_the_share() -> None:
 def test_beside_a_named_flap_the_one_with_more_outages_leads() -> None:
     ev = _evidence(TAIL, [(13, 45)])
     stale = score_stale_conntrack_nat(ev)
-    assert leads_flap(stale, 2, ev)
-    assert not leads_flap(stale, 25, ev)
-    assert not leads_flap(CauseScore("stale-conntrack-nat", False, "none", None), 0, ev)
+    flap = CauseScore("bridge-mac-flap", True, stale.confidence, 1e-3)
+    assert leads_flap(stale, flap, 2, ev)
+    assert not leads_flap(stale, flap, 25, ev)
+    assert not leads_flap(CauseScore("stale-conntrack-nat", False, "none", None), flap, 0, ev)
+
+
+def test_a_flap_more_certain_than_the_entries_stays_the_verdict() -> None:
+    # a bridge seen flapping in many outages (high) beside a medium stale
+    # score: more single losses than outages do not make the entries the cause
+    ev = _evidence(TAIL, [(13, 45)])
+    stale = score_stale_conntrack_nat(ev)
+    medium = dataclasses.replace(stale, confidence="medium")
+    assert leads_flap(medium, CauseScore("bridge-mac-flap", True, "medium", 1e-3), 2, ev)
+    assert not leads_flap(medium, CauseScore("bridge-mac-flap", True, "high", 1e-9), 2, ev)
 
 
 def test_it_is_scored_and_catalogued() -> None:

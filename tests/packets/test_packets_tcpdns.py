@@ -303,6 +303,9 @@ def test_another_containers_query_on_its_own_port_is_not_a_translation() -> None
     assert [j.verdict for j in done] == [Fate.NAT_UNANSWERED]
 
 
+HOP_BY_HOP = b"\x00\x00\x05\x02\x00\x00\x01\x00"  # router alert (MLD)
+
+
 def test_the_capture_filter_keeps_tcp_port_53_and_ipv6() -> None:
     prog = dns_arp_filter()
     frames = {
@@ -312,6 +315,10 @@ def test_the_capture_filter_keeps_tcp_port_53_and_ipv6() -> None:
         "udp6 ext": (
             udp_frame(C6, S6, 4000, 53, dns_wire(1), ext=b"\x00\x00\x01\x04\x00\x00\x00\x00"),
             True,
+        ),
+        "mld6": (  # hop-by-hop (router alert) then ICMPv6: a listener report
+            eth(*ip_packet(C6, "ff02::16", 58, b"\x8f" + b"\x00" * 7, ext=HOP_BY_HOP)),
+            False,
         ),
         "udp4 other": (udp_frame(C4, S4, 4000, 80, b"x" * 20), False),
         "tcp6 other": (tcp_frame(C6, S6, 40000, 80, 1, 0, SYN), False),

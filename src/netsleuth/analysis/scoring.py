@@ -642,7 +642,7 @@ def _beside_flap(ranked: list[CauseScore], ev: Evidence) -> list[CauseScore]:
     se = ev.states.get("bridge-mac-flap")
     first, second = (
         (stale, flap)
-        if leads_flap(stale, len(se.aligned) if se else 0, ev)
+        if leads_flap(stale, flap, len(se.aligned) if se else 0, ev)
         else (
             flap,
             stale,

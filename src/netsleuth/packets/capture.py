@@ -104,7 +104,8 @@ def dns_arp_filter() -> list[tuple[int, int, int, int]]:
     """Classic BPF for Ethernet: ARP; UDP or TCP port 53 either way over IPv4
     (unfragmented, or the first fragment) or over IPv6 (whose extension
     headers a classic filter cannot walk: an IPv6 packet with any is kept,
-    and the reader decides)."""
+    and the reader decides; but a hop-by-hop header followed by ICMPv6, the
+    multicast listener reports every interface sends, is not)."""
     return _assemble(
         [
             ("ldh", 12),  # ethertype
@@ -124,10 +125,13 @@ def dns_arp_filter() -> list[tuple[int, int, int, int]]:
             ("ipv6", "ldb", 20),  # IPv6 next header
             ("jeq", 17, "v6ports", None),
             ("jeq", 6, "v6ports", None),
-            ("jeq", 0, "accept", None),  # hop-by-hop
+            ("jeq", 0, "hopbyhop", None),
             ("jeq", 43, "accept", None),  # routing
             ("jeq", 44, "accept", None),  # fragment
             ("jeq", 60, "accept", "reject"),  # destination options
+            # hop-by-hop: what follows it; ICMPv6 there is MLD (router alert), not DNS
+            ("hopbyhop", "ldb", 54),
+            ("jeq", 58, "reject", "accept"),
             ("v6ports", "ldh", 54),
             ("jeq", 53, "accept", None),
             ("ldh", 56),

@@ -20,7 +20,7 @@ Beside a named ``bridge-mac-flap`` (the usual trigger: its outages flood
 the queries that leave the entries) both are named; which leads the verdict
 is decided in :func:`netsleuth.analysis.scoring.score_all` by
 :func:`leads_flap`: this cause when its losses outnumber the outages the
-flap's state explains.
+flap's state explains and its evidence is at least as certain as the flap's.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 
 from netsleuth.analysis.correlate import ALPHA
 from netsleuth.analysis.episodes import Episode
-from netsleuth.analysis.evidence import CauseScore, Evidence, confidence_label
+from netsleuth.analysis.evidence import CONFIDENCE_RANK, CauseScore, Evidence, confidence_label
 from netsleuth.analysis.exact import binom_sf
 from netsleuth.analysis.stats import p_phrase
 from netsleuth.analysis.unnated import UnnatedStretch
@@ -215,11 +215,16 @@ def score_stale_conntrack_nat(ev: Evidence) -> CauseScore:
     )
 
 
-def leads_flap(stale: CauseScore, flap_aligned: int, ev: Evidence) -> bool:
+def leads_flap(stale: CauseScore, flap: CauseScore, flap_aligned: int, ev: Evidence) -> bool:
     """Does a named ``stale-conntrack-nat`` lead the verdict beside a named
     ``bridge-mac-flap``? When its short losses outnumber the outages the
-    flap's state explains: the entries, not the flooding, cost most outages."""
+    flap's state explains (the entries, not the flooding, cost most
+    incidents) and its own evidence is at least as certain as the flap's: a
+    flap seen in many outages stays the verdict however many single losses
+    its entries add, since a bridge that floods often leaves entries often."""
     if not stale.named:
+        return False
+    if CONFIDENCE_RANK[stale.confidence] < CONFIDENCE_RANK[flap.confidence]:
         return False
     _, (met, _, _) = _evidence_inside(ev)
     return met > flap_aligned
