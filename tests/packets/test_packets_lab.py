@@ -165,9 +165,13 @@ def check_stale(run: LabRun, e: Explanation) -> None:
     for j in never:
         assert j.mac is not None
         assert j.mac.dst_mac in departed_macs_at(run, j.ts_ns), (j.mac, run.steps)
-        assert j.mac.dst_mac != j.mac.bridge_mac
     stale = [j for j in never if j.mac is not None and j.mac.stale_gateway]
-    # the ones at the very end may lack the bridge's next ARP; most must carry the signature
+    for j in stale:
+        assert j.mac is not None and j.mac.dst_mac != j.mac.bridge_mac, j.mac
+    # A query sent between a port's leave and the bridge's next ARP is judged by
+    # the MAC the capture last showed for the bridge: the port's own, the query's
+    # destination, so it cannot carry the signature yet (seen in one run in ten).
+    # Most must.
     assert len(stale) >= 0.8 * len(never), (len(stale), len(never))
     assert e.finding is not None and e.finding.rule == "stale-gateway"
 
