@@ -9,48 +9,23 @@ the same addresses and ports matches it, leaves untranslated and is lost
 bridge's MAC ends the flooding; deleting these entries ends their tail at
 once.
 
-:func:`leftovers` decides (pure): entries from a bridge subnet to an address
-outside it, never answered, whose reply would go back to the original source
-(no source NAT) — and only when other entries from that subnet to outside
-*are* translated, i.e. the subnet is NATed in practice (on a routed host such
-entries are ordinary connections waiting for an answer).
+:func:`~netsleuth.netns.conntrack.leftovers` decides (pure): entries from a
+bridge subnet to an address outside it, never answered, whose reply would go
+back to the original source (no source NAT) — and only when other entries
+from that subnet to outside *are* translated, i.e. the subnet is NATed in
+practice (on a routed host such entries are ordinary connections waiting for
+an answer).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from netsleuth.netns.conntrack import CtEntry
+from netsleuth.netns.conntrack import CtEntry, Network, leftovers
 
 __all__ = ["CtEntry", "bridge_subnets", "delete_leftovers", "leftovers", "read_leftovers"]
-
-Network = ipaddress.IPv4Network
-
-
-def _within(address: str, subnets: Sequence[Network]) -> Network | None:
-    try:
-        ip = ipaddress.IPv4Address(address)
-    except ValueError:
-        return None
-    return next((net for net in subnets if ip in net), None)
-
-
-def leftovers(entries: Iterable[CtEntry], subnets: Sequence[Network]) -> list[CtEntry]:
-    """Entries made without NAT for traffic that should have been NATed."""
-    natted: set[Network] = set()
-    candidates: list[tuple[Network, CtEntry]] = []
-    for e in entries:
-        net = _within(e.src, subnets)
-        if net is None or _within(e.dst, subnets) is not None:
-            continue  # not from a bridge subnet, or within the bridges
-        if e.reply_dst != e.src:
-            natted.add(net)
-        elif not e.replied:
-            candidates.append((net, e))
-    return [e for net, e in candidates if net in natted]
 
 
 def bridge_subnets(bridge: str) -> list[Network]:

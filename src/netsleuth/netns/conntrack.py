@@ -5,14 +5,15 @@ deletion. Run it in another namespace with :meth:`Namespace.run`."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from netsleuth.lifecycle import Closing
 
-__all__ = ["Conntrack", "CtEntry"]
+__all__ = ["Conntrack", "CtEntry", "leftovers"]
 
 IPS_SEEN_REPLY = 1 << 1
 
@@ -88,3 +89,29 @@ def _entry(raw: Any) -> CtEntry | None:
         reply_dst=str(r.daddr),
         replied=bool((raw.status or 0) & IPS_SEEN_REPLY),
     )
+
+
+Network = ipaddress.IPv4Network
+
+
+def _within(address: str, subnets: Sequence[Network]) -> Network | None:
+    try:
+        ip = ipaddress.IPv4Address(address)
+    except ValueError:
+        return None
+    return next((net for net in subnets if ip in net), None)
+
+
+def leftovers(entries: Iterable[CtEntry], subnets: Sequence[Network]) -> list[CtEntry]:
+    """Entries made without NAT for traffic that should have been NATed."""
+    natted: set[Network] = set()
+    candidates: list[tuple[Network, CtEntry]] = []
+    for e in entries:
+        net = _within(e.src, subnets)
+        if net is None or _within(e.dst, subnets) is not None:
+            continue  # not from a bridge subnet, or within the bridges
+        if e.reply_dst != e.src:
+            natted.add(net)
+        elif not e.replied:
+            candidates.append((net, e))
+    return [e for net, e in candidates if net in natted]

@@ -8,7 +8,7 @@ untranslated. :class:`UnnatedReader` counts such entries in one namespace:
 unreplied, not source-NATed, from a bridge subnet to an address outside the
 bridges, in a subnet that *is* NATed in practice (some entry from it was
 translated; on a routed host such entries are ordinary connections waiting
-for an answer). The decision is :func:`netsleuth.fix.conntrack.leftovers`,
+for an answer). The decision is :func:`netsleuth.netns.conntrack.leftovers`,
 the one ``fix bridge`` deletes by.
 
 Cost: the table is dumped with the kernel's own filter (``CTA_STATUS`` /
@@ -32,8 +32,7 @@ import struct
 import time
 from collections.abc import Iterable, Sequence
 
-from netsleuth.fix.conntrack import leftovers
-from netsleuth.netns.conntrack import IPS_SEEN_REPLY, CtEntry
+from netsleuth.netns.conntrack import IPS_SEEN_REPLY, CtEntry, leftovers
 from netsleuth.netns.rtnl import (
     _IFINFO,
     IFLA_EXT_MASK,
