@@ -39,6 +39,7 @@ __all__ = [
     "pieces",
     "select",
     "sourced_of",
+    "where",
 ]
 
 _I64 = npt.NDArray[np.int64]
@@ -136,6 +137,25 @@ class Selection:
     """Attempts in all."""
 
 
+def where(
+    runs: Sequence[int] | None, since_ns: int | None, until_ns: int | None
+) -> tuple[str, list[int]]:
+    """The ``WHERE`` clause (or "") and its parameters selecting rows with
+    ``run`` and ``wall_ns`` columns by run and time range."""
+    clauses: list[str] = []
+    params: list[int] = []
+    if runs:
+        clauses.append(f"run IN ({','.join('?' * len(runs))})")
+        params.extend(runs)
+    if since_ns is not None:
+        clauses.append("wall_ns >= ?")
+        params.append(since_ns)
+    if until_ns is not None:
+        clauses.append("wall_ns < ?")
+        params.append(until_ns)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
 def select(
     conn: sqlite3.Connection,
     runs: Sequence[int] | None,
@@ -169,18 +189,7 @@ def select(
         block = blocks.decode(blob)
         keep = (block.wall_ns >= lo) & (block.wall_ns < hi)
         edges[bid] = blocks.Block(*(getattr(block, f)[keep] for f in blocks.Block.__slots__))
-    clauses: list[str] = []
-    hot_params: list[int] = []
-    if runs:
-        clauses.append(f"run IN ({','.join('?' * len(runs))})")
-        hot_params.extend(runs)
-    if since_ns is not None:
-        clauses.append("wall_ns >= ?")
-        hot_params.append(since_ns)
-    if until_ns is not None:
-        clauses.append("wall_ns < ?")
-        hot_params.append(until_ns)
-    hot_where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    hot_where, hot_params = where(runs, since_ns, until_ns)
     rows = conn.execute(f"{_HOT}{hot_where} ORDER BY wall_ns", hot_params).fetchall()
     hot, hot_run = None, np.empty(0, dtype=np.int64)
     if rows:

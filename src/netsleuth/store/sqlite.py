@@ -528,23 +528,6 @@ class Store(Closing):
             for r in self._conn.execute("SELECT id, target, probe, server FROM series")
         }
 
-    @staticmethod
-    def _where(
-        runs: Sequence[int] | None, since_ns: int | None, until_ns: int | None
-    ) -> tuple[str, list[int]]:
-        clauses: list[str] = []
-        params: list[int] = []
-        if runs:
-            clauses.append(f"run IN ({','.join('?' * len(runs))})")
-            params.extend(runs)
-        if since_ns is not None:
-            clauses.append("wall_ns >= ?")
-            params.append(since_ns)
-        if until_ns is not None:
-            clauses.append("wall_ns < ?")
-            params.append(until_ns)
-        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
-
     def _load(
         self,
         runs: Sequence[int] | None,
@@ -738,7 +721,7 @@ class Store(Closing):
     ) -> MinuteColumns:
         """The per-minute aggregates (of attempts older than the retention
         window) of minutes that start in ``[since_ns, until_ns)``."""
-        where, params = self._where(runs, None, None)
+        where, params = reading.where(runs, None, None)
         clauses = [where[len(" WHERE ") :]] if where else []
         if since_ns is not None:
             clauses.append("minute_ns >= ?")
@@ -771,7 +754,7 @@ class Store(Closing):
         since_ns: int | None = None,
         until_ns: int | None = None,
     ) -> list[NetEvent]:
-        where, params = self._where(runs, since_ns, until_ns)
+        where, params = reading.where(runs, since_ns, until_ns)
         rows = self._conn.execute(
             "SELECT wall_ns, mono_ns, netns, kind, ifname, subject, detail"
             f" FROM events{where} ORDER BY wall_ns, id",
@@ -781,7 +764,7 @@ class Store(Closing):
         return [_event(r, seen) for r in rows]
 
     def facts(self, runs: Sequence[int] | None = None) -> list[dict[str, Any]]:
-        where, params = self._where(runs, None, None)
+        where, params = reading.where(runs, None, None)
         rows = self._conn.execute(
             f"SELECT run, wall_ns, netns, kind, subject, data FROM facts{where} ORDER BY wall_ns",
             params,
