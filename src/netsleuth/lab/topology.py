@@ -338,6 +338,14 @@ def seeded_mac(seed: int, what: str) -> str:
     return ":".join(f"{b:02x}" for b in raw)
 
 
+def high_mac(seed: int, what: str) -> str:
+    """A locally administered unicast MAC (``fe:ff:ff:...``) above the MAC of
+    any other port in practice, for a port the bridge must never take its MAC
+    from (an unpinned bridge takes the lowest)."""
+    tail = seeded_mac(seed, what).split(":")[3:]
+    return ":".join(["fe", "ff", "ff", *tail])
+
+
 def _build_namespaces(topo: LabTopology, seed: int | None) -> None:
     resolv = f"nameserver {topo.dns_server}\noptions timeout:1 attempts:1\n"
     for name in [topo.host_ns, topo.upstream_ns]:
@@ -375,13 +383,21 @@ def _build_namespaces(topo: LabTopology, seed: int | None) -> None:
 
 
 def add_bridge_peer(
-    topo: LabTopology, name: str, port: str, port_mac: str, address: str | None = None
+    topo: LabTopology,
+    name: str,
+    port: str,
+    port_mac: str,
+    address: str | None = None,
+    *,
+    up: bool = False,
 ) -> Namespace:
     """One more namespace ``name`` (owned, IPv6 off) on the lab bridge: a veth
     ``port`` (with ``port_mac``, so the bridge's MAC is not moved by a lower
     one) on the bridge, ``eth0`` inside; with ``address``, eth0 and lo are up,
-    eth0 addressed in the bridge's subnet and routed by the gateway. Removing
-    the namespace (:func:`netsleuth.netns.remove_owned`) takes the port with it."""
+    eth0 addressed in the bridge's subnet and routed by the gateway; without
+    one, ``up`` brings eth0 up unaddressed (a bystander the bridge floods to).
+    Removing the namespace (:func:`netsleuth.netns.remove_owned`) takes the
+    port with it."""
     path = netns.create_owned(name)
     peer = Namespace.named(name)
     peer.set_sysctl("net/ipv6/conf/all/disable_ipv6", 1)
@@ -396,12 +412,19 @@ def add_bridge_peer(
     if address is not None:
         peer.run(_lo_up)
         peer.run(functools.partial(_eth0_up, address, BRIDGE_PREFIX, topo.gateway))
+    elif up:
+        peer.run(_link_up)
     return peer
 
 
 def _lo_up() -> None:
     with Links() as links:
         links.set(links.index("lo"), up=True)
+
+
+def _link_up(name: str = "eth0") -> None:
+    with Links() as links:
+        links.set(links.index(name), up=True)
 
 
 def _eth0_up(address: str, prefixlen: int, gateway: str | None = None) -> None:

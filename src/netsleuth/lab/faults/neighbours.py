@@ -27,7 +27,13 @@ import struct
 
 from netsleuth import netns
 from netsleuth.lab.faults.periodic import PeriodicFault
-from netsleuth.lab.topology import LAB_PREFIX, LabTopology, add_bridge_peer, seeded_mac
+from netsleuth.lab.topology import (
+    LAB_PREFIX,
+    LabTopology,
+    add_bridge_peer,
+    high_mac,
+    seeded_mac,
+)
 from netsleuth.netns import Links
 
 __all__ = ["RogueGateway", "garp_frame", "rogue_name"]
@@ -53,13 +59,6 @@ def garp_frame(mac: str, ip: str) -> bytes:
     return eth + arp
 
 
-def _high_mac(seed: int) -> str:
-    """A locally administered unicast MAC (``fe:ff:ff:...``) above the MAC
-    of any other port in practice: the bridge, taking the lowest, keeps its own."""
-    tail = seeded_mac(seed, "rogue-port").split(":")[3:]
-    return ":".join(["fe", "ff", "ff", *tail])
-
-
 class RogueGateway(PeriodicFault):
     """The rogue namespace (built on enter, removed on exit) and its claims:
     ``on`` s of gratuitous ARP every ``period`` s."""
@@ -79,7 +78,7 @@ class RogueGateway(PeriodicFault):
         self.topo = topo
         self.ns = rogue_name(topo)
         self.mac = seeded_mac(seed, "rogue")
-        self.port_mac = _high_mac(seed)
+        self.port_mac = high_mac(seed, "rogue-port")
         self.frame = garp_frame(self.mac, topo.gateway)
         self._sock: socket.socket | None = None
         super().__init__(duration, period=period, on=on, repeat=every)

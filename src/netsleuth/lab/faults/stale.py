@@ -31,7 +31,7 @@ import time
 from netsleuth import netns
 from netsleuth.lab.churn import low_mac
 from netsleuth.lab.faults.periodic import PeriodicFault
-from netsleuth.lab.topology import LAB_PREFIX, LabTopology, add_bridge_peer, seeded_mac
+from netsleuth.lab.topology import LAB_PREFIX, LabTopology, add_bridge_peer, high_mac
 from netsleuth.netns import Links, Namespace
 from netsleuth.netns.unnated import UnnatedReader
 
@@ -46,16 +46,6 @@ FLAP_PORT = "vstale"
 
 def bystander_name(topo: LabTopology) -> str:
     return f"{LAB_PREFIX}{topo.run_id}-peer"
-
-
-def _high_mac(seed: int) -> str:
-    tail = seeded_mac(seed, "bystander-port").split(":")[3:]
-    return ":".join(["fe", "ff", "fe", *tail])
-
-
-def _eth0_up() -> None:
-    with Links() as links:
-        links.set(links.index("eth0"), up=True)
 
 
 class StaleConntrackNat(PeriodicFault):
@@ -76,7 +66,7 @@ class StaleConntrackNat(PeriodicFault):
     ) -> None:
         self.topo = topo
         self.ns = bystander_name(topo)
-        self.port_mac = _high_mac(seed)
+        self.port_mac = high_mac(seed, "bystander-port")
         super().__init__(duration, period=period, on=on, first=first)
 
     def start(self) -> None:
@@ -99,8 +89,7 @@ class StaleConntrackNat(PeriodicFault):
             Namespace.named(name).set_sysctl(
                 "net/ipv4/ip_local_port_range", f"{PORTS[0]}\t{PORTS[1]}"
             )
-        add_bridge_peer(self.topo, self.ns, "vpeer", self.port_mac, address=None)
-        Namespace.named(self.ns).run(_eth0_up)
+        add_bridge_peer(self.topo, self.ns, "vpeer", self.port_mac, up=True)
 
     def _run(self) -> None:
         """Wait (a third of the run at most) until the containers' queries are
