@@ -543,16 +543,7 @@ class WatchEngine:
             return  # still there: no need to ask anyone (e.g. the Docker API) again
         loc = runner.target.locate()
         if current is not None and (loc is None or loc.identity != current.identity):
-            if self._paths is not None:
-                with self._lock:
-                    ended = self._paths.detach(runner.label)
-                self._emit(ended)  # a target that is gone is in no state
-            self._stop_worker(runner, 0.0)
-            if self._counters is not None:
-                self._counters.forget(runner.label)
-            if self._drops is not None:
-                self._drops.forget(runner.label)
-            runner.location = None
+            self._detach(runner)
             runner.gone_since, runner.gone_emitted = now, 0
             self._note(
                 runner.label,
@@ -565,6 +556,23 @@ class WatchEngine:
             runner.gone_since = None
             runner.found = discover(runner.target, loc)
             self._start_target(runner, loc)
+
+    def _detach(self, runner: _TargetRunner, *, kill: bool = False) -> None:
+        """A target whose namespace went (or whose container ended): out of
+        every state, its worker stopped (killed first with ``kill``), its
+        counters and drops no longer read, no location."""
+        if self._paths is not None:
+            with self._lock:
+                ended = self._paths.detach(runner.label)
+            self._emit(ended)  # a target that is gone is in no state
+        if kill and runner.process is not None:
+            runner.process.kill()
+        self._stop_worker(runner, 0.0)
+        if self._counters is not None:
+            self._counters.forget(runner.label)
+        if self._drops is not None:
+            self._drops.forget(runner.label)
+        runner.location = None
 
     def _emit_gone(self, runner: _TargetRunner, now: float) -> None:
         """While a target is gone its probes are recorded as target-gone, on schedule."""
@@ -709,18 +717,7 @@ class WatchEngine:
         runner.state = "exited"
 
     def _stop_life(self, runner: _TargetRunner) -> None:
-        if self._paths is not None:
-            with self._lock:
-                ended = self._paths.detach(runner.label)
-            self._emit(ended)
-        if runner.process is not None:
-            runner.process.kill()  # what it still has to say is the ending's
-        self._stop_worker(runner, 0.0)
-        if self._counters is not None:
-            self._counters.forget(runner.label)
-        if self._drops is not None:
-            self._drops.forget(runner.label)
-        runner.location = None
+        self._detach(runner, kill=True)  # what its worker still has to say is the ending's
         self.ending_dropped += len(runner.held)
         runner.held = settle_held(runner.held, alive=False)
         runner.error = ""  # e.g. a worker that came after the namespace had gone
