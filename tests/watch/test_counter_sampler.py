@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import secrets
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -19,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from netsleuth import netns
-from netsleuth.errors import NetsleuthError
 from netsleuth.model import CounterSample, EventKind, NetEvent
 from netsleuth.netns import Namespace
 from netsleuth.store import Store
 from netsleuth.watch.counters import CounterSampler
+from netsleuth_testing.watching import stored_probes
 
 pytestmark = pytest.mark.netns
 
@@ -203,7 +202,7 @@ def test_watch_stores_the_rise_and_nothing_while_quiet(
     ]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_for_probes(store, proc, 5), "watch stored no probes"
+        assert stored_probes(store, 5, proc), "watch stored no probes"
         time.sleep(1.5)  # every namespace has had its baseline sample (0.5 s)
         sent_ns = time.time_ns()
         closed_port_datagrams(target_path, 7)
@@ -230,19 +229,3 @@ def test_watch_stores_the_rise_and_nothing_while_quiet(
     assert run.ended_ns is not None
     assert sent_ns - run.started_ns > 2_000_000_000
     assert run.ended_ns - sent_ns > 3_000_000_000
-
-
-def wait_for_probes(store: Path, proc: subprocess.Popen[str], want: int) -> bool:
-    """Poll the store (read-only) until ``want`` probes are in it: the watch is up."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        if store.exists():
-            try:
-                with Store(store) as s:  # read as a report reads while watch writes
-                    n = len(s.probe_columns())
-                if n >= want:
-                    return True
-            except (sqlite3.Error, NetsleuthError):
-                pass  # not created yet
-        time.sleep(0.2)
-    return False

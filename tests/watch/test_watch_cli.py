@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,8 +13,8 @@ from pathlib import Path
 import pytest
 from pyroute2 import IPRoute
 
-from netsleuth.errors import NetsleuthError
 from netsleuth.store import Store
+from netsleuth_testing.watching import stored_probes
 
 NETSLEUTH = [sys.executable, "-m", "netsleuth"]
 
@@ -105,23 +103,6 @@ def test_help_teaches_targets_and_probes() -> None:
 
 
 @pytest.mark.netns
-def _wait_for_probes(
-    store: Path, count: int, proc: subprocess.Popen[str], *, within_s: float
-) -> int:
-    """How many probes the store holds, once it holds ``count`` (read while
-    watch writes, as a report would)."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        if store.exists():
-            with contextlib.suppress(NetsleuthError, sqlite3.Error), Store(store) as s:
-                seen = len(s.probe_columns())
-                if seen >= count:
-                    return seen
-        time.sleep(0.2)
-    raise AssertionError(f"watch stored fewer than {count} probes in {within_s:.0f} s")
-
-
 def test_sigterm_flushes_the_store_and_closes_the_run(
     make_netns: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -147,7 +128,8 @@ def test_sigterm_flushes_the_store_and_closes_the_run(
         stderr=subprocess.PIPE,
         text=True,
     )
-    seen = _wait_for_probes(store, 50, proc, within_s=60.0)  # however slow the start
+    seen = stored_probes(store, 50, proc, within_s=60.0)  # however slow the start
+    assert seen, proc.communicate()
     proc.send_signal(signal.SIGTERM)
     sent_at = time.time_ns()
     _, err = proc.communicate(timeout=20)
