@@ -436,10 +436,15 @@ FIREWALL_DROPS = ("NETFILTER_DROP",)
 
 
 def _forwarding(ev: Evidence) -> Callable[[DropPlace], bool]:
-    """Drops in a namespace that forwards the targets' traffic: any but a
-    target's own (the host control's is the host's)."""
+    """Drops of routed traffic in a namespace that forwards the targets'
+    traffic: any namespace but a target's own (the host control's is the
+    host's), and not on a port of a bridge. A forward chain drops routed
+    packets on the bridge itself; on a port, netfilter saw a bridged frame
+    (br_netfilter), one the bridge switched or flooded instead of routing: a
+    query sent to a MAC that is not the gateway's, whose loss is that MAC's
+    cause (a flapping bridge, a rogue gateway), not the firewall's."""
     own = {t.target for t in ev.targets if t.target != ev.control}
-    return lambda p: p.netns not in own
+    return lambda p: p.netns not in own and not (p.bridge and p.device != p.bridge)
 
 
 def _drop_fields(
@@ -609,26 +614,7 @@ def score_all(ev: Evidence) -> list[CauseScore]:
             "failures are its"
         )
         scores = _demote(scores, lambda s: s.cause in ("upstream-dns", "upstream"), why)
-    return _beside_flap(rank(_flooded_not_forwarded(scores, ev)), ev)
-
-
-def _flooded_not_forwarded(scores: list[CauseScore], ev: Evidence) -> list[CauseScore]:
-    """With br_netfilter on, the frames a flapping bridge floods pass the
-    forward hook as bridged traffic, and a drop there is the flap's: a
-    ``forward-blocked`` named from NETFILTER_DROPs alone (no forward state)
-    whose drops were all on ports of the named flap's bridge (a forward chain
-    drops routed traffic on the bridge itself) is not named beside it."""
-    flap = next((s for s in scores if s.cause == "bridge-mac-flap" and s.named), None)
-    if flap is None or flap.bridge is None or "forward-blocked" in ev.states:
-        return scores
-    de = ev.drops.select(FIREWALL_DROPS, _forwarding(ev))
-    if de is None or not all(p.bridge == flap.bridge and p.device != p.bridge for p in de.places):
-        return scores
-    why = (
-        f"the NETFILTER_DROPs were of frames bridge {flap.bridge} flooded out of its ports "
-        "while its MAC flapped (bridged traffic passes netfilter with br_netfilter on)"
-    )
-    return _demote(scores, lambda s: s.cause == "forward-blocked", why)
+    return _beside_flap(rank(scores), ev)
 
 
 def _beside_flap(ranked: list[CauseScore], ev: Evidence) -> list[CauseScore]:
